@@ -1,0 +1,63 @@
+package main
+
+import (
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/kexecmeta/kexecmeta/pkg/kexecload"
+	"github.com/kexecmeta/kexecmeta/pkg/kho"
+)
+
+// env is what a command touches outside itself; tests replace parts.
+type env struct {
+	stdout, stderr io.Writer
+
+	// sys makes the kexec and reboot calls.
+	sys *kexecload.Syscalls
+
+	// readLive gathers the running kernel's KHO evidence.
+	readLive func() (*kho.Live, error)
+
+	// procCmdline is the running kernel's command line file.
+	procCmdline string
+
+	// stateDir keeps what `load` loaded, for `exec` to name it.
+	stateDir string
+
+	// kmsg is where the handoff line goes into the kernel log.
+	kmsg string
+
+	// arch is the machine architecture, in uname -m terms.
+	arch string
+}
+
+func newEnv(stdout, stderr io.Writer) *env {
+	state := "/run/kexecmeta"
+	if _, err := os.Stat("/run"); err != nil {
+		state = os.TempDir() + "/kexecmeta"
+	}
+	return &env{
+		stdout:      stdout,
+		stderr:      stderr,
+		sys:         kexecload.Native(),
+		readLive:    kho.ReadLive,
+		procCmdline: "/proc/cmdline",
+		stateDir:    state,
+		kmsg:        "/dev/kmsg",
+		arch:        unameMachine(runtime.GOARCH),
+	}
+}
+
+// unameMachine names a Go architecture as uname -m does.
+func unameMachine(goarch string) string {
+	switch goarch {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	case "386":
+		return "i686"
+	}
+	return goarch
+}

@@ -1,0 +1,166 @@
+// Command kexecmeta reads the kexec chain that Linux Kexec HandOver (KHO)
+// passes from kernel to kernel, and loads and hands off to the next
+// kernel so that the chain goes on.
+//
+// Synopsis:
+//
+//	kexecmeta status [--json]
+//	kexecmeta load KERNEL [--initrd FILE]... [--cmdline S | --reuse-cmdline]
+//	                      [--append S]... [--remove KEY]...
+//	kexecmeta exec [--sync-timeout D | --no-sync]
+//	kexecmeta boot KERNEL [load options] [exec options]
+//	kexecmeta unload
+//
+// Description:
+//
+// Linux 7.1 and later with KHO on (kho=on) hand a kexec-metadata record
+// to the next kernel: the release of the kernel that did the kexec and
+// the number of kexecs since the last cold boot. `status` shows the
+// record this kernel inherited (from the KHO debugfs blob, else from the
+// kernel's `KHO: exec from:` log line, else why there is none) and the
+// record it will hand on. debugfs is mounted when needed and unmounted
+// again.
+//
+// `load` loads KERNEL with kexec_file_load(2), the only call that carries
+// KHO (kexecmeta never falls back to kexec_load(2)). `exec` flushes the
+// filesystems, prints one handoff line to stdout and the kernel log and
+// calls reboot(LINUX_REBOOT_CMD_KEXEC). `boot` is load then exec.
+// `unload` unloads the loaded image. Flags may come before or after
+// KERNEL.
+//
+// Options:
+//
+//	--json            status: one JSON object on one line (see README)
+//	--initrd FILE     an initrd; several are joined in order
+//	--cmdline S       the new kernel's command line
+//	--reuse-cmdline   start from this kernel's command line, without
+//	                  BOOT_IMAGE= and initrd=, duplicates removed
+//	--append S        add S to the command line (repeatable)
+//	--remove KEY      drop every KEY and KEY=... (repeatable)
+//	--sync-timeout D  give up on sync(2) after D without progress (30s)
+//	--no-sync         do not flush filesystems before the handoff
+//
+// Exit status:
+//
+//	0  success
+//	1  an operation failed (the message says which and why)
+//	2  usage error
+//	3  exec returned: the handoff did not happen, the system runs on
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitReturned = 3
+)
+
+const usage = `usage:
+  kexecmeta status [--json]
+  kexecmeta load KERNEL [--initrd FILE]... [--cmdline S | --reuse-cmdline]
+                        [--append S]... [--remove KEY]...
+  kexecmeta exec [--sync-timeout D | --no-sync]
+  kexecmeta boot KERNEL [load and exec options]
+  kexecmeta unload
+`
+
+// errUsage marks errors in how kexecmeta was called.
+var errUsage = errors.New("usage")
+
+// usageError is an error in the arguments.
+func usageError(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes one kexecmeta command and returns its exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return exitCode(dispatch(newEnv(stdout, stderr), args), stdout, stderr)
+}
+
+// exitCode reports err and decides the exit code: the one place that
+// does.
+func exitCode(err error, stdout, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "kexecmeta: %v\n%s", err, usage)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "kexecmeta: %v\n", err)
+	if hint := advice(err); hint != "" {
+		fmt.Fprintf(stderr, "kexecmeta: hint: %s\n", hint)
+	}
+	if errors.Is(err, errReturned) {
+		return exitReturned
+	}
+	return exitFailure
+}
+
+func dispatch(env *env, args []string) error {
+	if len(args) == 0 {
+		return usageError("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "status":
+		return env.status(rest)
+	case "load":
+		return env.load(rest)
+	case "exec":
+		return env.exec(rest)
+	case "boot":
+		return env.boot(rest)
+	case "unload":
+		return env.unload(rest)
+	case "help", "-h", "-help", "--help":
+		return flag.ErrHelp
+	}
+	return usageError("unknown command %q", cmd)
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments, which it returns. A bare "--" ends the flags.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError("%s: %v", fs.Name(), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
