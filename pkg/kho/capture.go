@@ -100,7 +100,7 @@ func WriteCapture(dir string, s *System) error {
 }
 
 // copyFS copies the regular files of fsys below dst, each capped at
-// maxBlob, skipping what skipCapture names.
+// MaxBlobSize, skipping what skipCapture names.
 func copyFS(dst string, fsys fs.FS) error {
 	n := 0
 	return fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry,
@@ -119,7 +119,7 @@ func copyFS(dst string, fsys fs.FS) error {
 			return fmt.Errorf("capturing: more than %d files",
 				maxCaptureFiles)
 		}
-		b, err := readBlob(fsys, name)
+		b, err := readCapped(fsys, name, MaxBlobSize)
 		if err != nil {
 			return fmt.Errorf("capturing %s: %w", name, err)
 		}
@@ -135,7 +135,7 @@ func ReadCapture(dir string) (*System, error) {
 	}
 	defer f.Close()
 	var info CaptureInfo
-	dec := json.NewDecoder(io.LimitReader(f, maxBlob))
+	dec := json.NewDecoder(io.LimitReader(f, MaxBlobSize))
 	if err := dec.Decode(&info); err != nil {
 		return nil, fmt.Errorf("reading capture %s: %w", f.Name(), err)
 	}

@@ -2,8 +2,6 @@ package kho
 
 import (
 	"errors"
-	"fmt"
-	"io"
 	"io/fs"
 	"regexp"
 	"strconv"
@@ -103,9 +101,6 @@ type System struct {
 // setupKexecKHO is SETUP_KEXEC_KHO in arch/x86/include/uapi/asm/bootparam.h:
 // the setup_data type that carries a handover to an x86 kernel.
 const setupKexecKHO = 10
-
-// maxBlob caps how much of one blob is read.
-const maxBlob = 1 << 20
 
 // Inheritance is what this kernel inherited from the one that kexec'd it.
 type Inheritance struct {
@@ -249,24 +244,6 @@ func (s *System) handoverPassed() Tristate {
 	return No
 }
 
-// readBlob reads one file under the kho directory, capped at maxBlob.
-func readBlob(fsys fs.FS, name string) ([]byte, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxBlob+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	if len(b) > maxBlob {
-		return nil, fmt.Errorf("reading %s: larger than %d bytes", name,
-			maxBlob)
-	}
-	return b, nil
-}
-
 // Log line patterns, from kernel/liveupdate/kexec_handover.c (pr_fmt
 // "KHO: ").
 var (
@@ -302,7 +279,7 @@ func ParseExecFrom(line string) (Record, bool) {
 func (s *System) Inherited() Inheritance {
 	// The blob under debugfs, read with the kernel's own rules.
 	if s.KHO != nil {
-		b, err := readBlob(s.KHO, InMetadataPath)
+		b, err := readCapped(s.KHO, InMetadataPath, MaxBlobSize)
 		switch {
 		case err == nil:
 			r, err := ParseRecord(b)
@@ -436,7 +413,7 @@ func (s *System) Outgoing() Outgoing {
 		return Outgoing{Reason: ReasonNoDebugfs,
 			Detail: "the KHO debugfs directory is absent"}
 	}
-	b, err := readBlob(s.KHO, OutMetadataPath)
+	b, err := readCapped(s.KHO, OutMetadataPath, MaxBlobSize)
 	if err != nil {
 		return Outgoing{Reason: ReasonNoRecord, Evidence: OutMetadataPath,
 			Detail: err.Error()}
