@@ -25,6 +25,9 @@ type env struct {
 	// stateDir keeps what `load` loaded, for `exec` to name it.
 	stateDir string
 
+	// khoDir is the debugfs kho directory, for finalize.
+	khoDir string
+
 	// kmsg is where the handoff line goes into the kernel log.
 	kmsg string
 
@@ -44,6 +47,7 @@ func newEnv(stdout, stderr io.Writer) *env {
 		readLive:    kho.ReadLive,
 		procCmdline: "/proc/cmdline",
 		stateDir:    state,
+		khoDir:      kho.DebugfsDir,
 		kmsg:        "/dev/kmsg",
 		arch:        unameMachine(runtime.GOARCH),
 	}

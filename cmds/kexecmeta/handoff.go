@@ -123,6 +123,13 @@ func (e *env) handoff(o execOpts) error {
 				"anyway\n", err)
 		}
 	}
+	// 6.16-7.0 kernels attach the handover only once finalized.
+	if finalizeMoment(live.Release, live.Cmdline) == finalizeBeforeReboot &&
+		live.KHO != nil {
+		if err := e.finalize(); err != nil {
+			return err
+		}
+	}
 	if err := live.Close(); err != nil {
 		return err
 	}

@@ -1,37 +1,47 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"runtime"
 
 	"github.com/kexecmeta/kexecmeta/pkg/kexecload"
+	"github.com/kexecmeta/kexecmeta/pkg/kho"
 	"github.com/u-root/u-root/pkg/uroot/unixflag"
 )
 
 // loadOpts are the options of load and boot.
 type loadOpts struct {
-	initrds     unixflag.StringArray
-	cmdline     string
-	reuse       bool
-	appends     unixflag.StringArray
-	removes     unixflag.StringArray
-	noKHOParam  bool
-	cmdlineSeen bool
+	initrds         unixflag.StringArray
+	cmdline         string
+	reuse           bool
+	appends         unixflag.StringArray
+	removes         unixflag.StringArray
+	noKHOParam      bool
+	requireHandover bool
+	dryRun          bool
+	json            bool
 }
 
 func (o *loadOpts) flags(fs *flag.FlagSet) {
 	fs.Var(&o.initrds, "initrd", "an initrd (repeatable, joined in order)")
-	fs.Func("cmdline", "the new kernel's command line", func(s string) error {
-		o.cmdline, o.cmdlineSeen = s, true
-		return nil
-	})
+	fs.StringVar(&o.cmdline, "cmdline", "", "the new kernel's command line")
 	fs.BoolVar(&o.reuse, "reuse-cmdline", false,
 		"start from this kernel's command line")
 	fs.Var(&o.appends, "append", "add to the command line (repeatable)")
 	fs.Var(&o.removes, "remove", "drop KEY and KEY=... (repeatable)")
 	fs.BoolVar(&o.noKHOParam, "no-kho-param", false,
 		"do not add kho=on when this kernel has KHO on")
+	fs.BoolVar(&o.requireHandover, "require-handover", false,
+		"refuse a kexec that will not carry the KHO handover")
+	fs.BoolVar(&o.dryRun, "dry-run", false,
+		"print the plan and load nothing")
+	fs.BoolVar(&o.json, "json", false, "with --dry-run: print JSON")
 }
 
 func (e *env) load(args []string) error {
@@ -66,6 +76,9 @@ func (e *env) boot(args []string) error {
 	if err := e.doLoad(kernel, lo); err != nil {
 		return err
 	}
+	if lo.dryRun {
+		return nil
+	}
 	return e.handoff(xo)
 }
 
@@ -79,12 +92,54 @@ func oneKernel(pos []string) (string, error) {
 	return "", usageError("one KERNEL wanted, got %q", pos)
 }
 
+// loadPlan is everything load decided before the call; `load --dry-run
+// --json` prints it.
+type loadPlan struct {
+	Kernel   string    `json:"kernel"`
+	Image    planImage `json:"image"`
+	Initrds  []string  `json:"initrds"`
+	Initrd   int64     `json:"initrd_size"`
+	Cmdline  string    `json:"cmdline"`
+	CmdLen   int       `json:"cmdline_len"`
+	CmdMax   int       `json:"cmdline_max"`
+	KHOParam bool      `json:"kho_param_added"`
+	Flags    int       `json:"flags"`
+	KHO      planKHO   `json:"kho"`
+}
+
+type planImage struct {
+	Format    kexecload.Format `json:"format"`
+	Arch      string           `json:"arch"`
+	Release   string           `json:"release"`
+	Size      int64            `json:"size"`
+	MemSize   uint64           `json:"mem_size"`
+	Unwrapped bool             `json:"unwrapped"`
+	Notes     []string         `json:"notes,omitempty"`
+}
+
+// planKHO is the KHO verdict: whether this kernel runs KHO, whether the
+// segments fit the scratch areas, and whether the next kernel will take
+// the handover.
+type planKHO struct {
+	On       bool                `json:"on"`
+	Scratch  []kho.ScratchArea   `json:"scratch,omitempty"`
+	Segments []kexecload.Segment `json:"segments,omitempty"`
+	Fits     bool                `json:"fits"`
+	FitError string              `json:"fit_error,omitempty"`
+	Carries  bool                `json:"carries_handover"`
+	Why      string              `json:"handover_note,omitempty"`
+	Finalize string              `json:"finalize"`
+}
+
+// Finalize moments, for 6.16-7.0 kernels.
+const (
+	finalizeNone         = "none"
+	finalizeBeforeLoad   = "before-load"
+	finalizeBeforeReboot = "before-reboot"
+)
+
 // buildCmdline makes the new kernel's command line from the options.
-func (e *env) buildCmdline(o loadOpts, khoOn bool) (string, error) {
-	if o.reuse && o.cmdlineSeen {
-		return "", usageError("--cmdline and --reuse-cmdline exclude " +
-			"each other")
-	}
+func (e *env) buildCmdline(o loadOpts, khoOn bool) (string, bool, error) {
 	line, err := kexecload.BuildCmdline(kexecload.CmdlineOptions{
 		Base:        o.cmdline,
 		Reuse:       o.reuse,
@@ -93,80 +148,225 @@ func (e *env) buildCmdline(o loadOpts, khoOn bool) (string, error) {
 		Remove:      o.removes,
 	})
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
-	if khoOn && !o.noKHOParam {
-		var added bool
-		line, added, err = kexecload.EnsureParam(line, "kho", "on")
-		if err != nil {
-			return "", err
-		}
-		if added {
-			fmt.Fprintln(e.stderr, "kexecmeta: added kho=on to the "+
-				"command line (this kernel has KHO on; --no-kho-param "+
-				"to leave it out)")
-		}
+	if !khoOn || o.noKHOParam {
+		return line, false, nil
 	}
-	return line, nil
+	return kexecload.EnsureParam(line, "kho", "on")
 }
 
-// doLoad checks and loads one kernel.
+// finalizeMoment says when a kernel of this release needs out/finalize.
+func finalizeMoment(release, cmdline string) string {
+	v, err := kho.ParseRelease(release)
+	if err != nil || !kho.NeedsFinalize(v) {
+		return finalizeNone
+	}
+	if v, ok := kho.LastParam(cmdline, "liveupdate"); ok && v == "on" {
+		// LUO finalizes by itself on these kernels.
+		return finalizeNone
+	}
+	if kho.FinalizeBeforeLoad(v) {
+		return finalizeBeforeLoad
+	}
+	return finalizeBeforeReboot
+}
+
+// doLoad plans, checks and loads one kernel.
 func (e *env) doLoad(kernel string, o loadOpts) error {
-	// Whether this kernel runs KHO decides the kho= default.
 	live, err := e.readLive()
 	if err != nil {
 		return err
 	}
-	khoOn := live.KHO != nil
-	if err := live.Close(); err != nil {
-		return err
-	}
+	defer live.Close()
+	p := loadPlan{Kernel: kernel, Initrds: o.initrds}
+	p.KHO.On = live.KHO != nil
 
-	line, err := e.buildCmdline(o, khoOn)
+	// The command line.
+	p.Cmdline, p.KHOParam, err = e.buildCmdline(o, p.KHO.On)
 	if err != nil {
 		return err
 	}
+	if p.KHOParam {
+		fmt.Fprintln(e.stderr, "kexecmeta: added kho=on to the command "+
+			"line (this kernel has KHO on; --no-kho-param leaves it out)")
+	}
 
-	// Identify the image and check the line against its limit.
-	kf, err := os.Open(kernel)
+	// The kernel image: identified, unwrapped when the kernel would
+	// refuse it raw, checked against the line.
+	kf, img, err := openKernel(kernel, &p.Image)
 	if err != nil {
-		return fmt.Errorf("opening kernel: %w", err)
+		return err
 	}
 	defer kf.Close()
-	fi, err := kf.Stat()
-	if err != nil {
-		return fmt.Errorf("opening kernel: %w", err)
-	}
-	img, err := kexecload.IdentifyKernel(kf, fi.Size())
-	if err != nil {
-		return fmt.Errorf("kernel %s: %w", kernel, err)
-	}
-	if err := kexecload.CheckCmdlineLen(line, int(img.CmdlineSize)); err != nil {
+	p.CmdLen, p.CmdMax = len(p.Cmdline), img.MaxCmdlineLen()
+	if err := kexecload.CheckCmdlineLen(p.Cmdline, p.CmdMax); err != nil {
 		return fmt.Errorf("kernel %s: %w", kernel, err)
 	}
 
-	// Join the initrds and load.
+	// The initrds, joined.
 	var initrd *os.File
 	if len(o.initrds) > 0 {
-		f, _, err := kexecload.JoinInitrds(o.initrds)
+		initrd, p.Initrd, err = kexecload.JoinInitrds(o.initrds)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		initrd = f
+		defer initrd.Close()
+	} else {
+		p.Flags |= kexecload.FileNoInitramfs
 	}
-	if err := e.sys.FileLoad(kf, initrd, line, 0); err != nil {
+
+	// KHO: scratch room, the next kernel's ABI, and finalize.
+	if err := e.preflightKHO(&p, &live.System, img, o); err != nil {
+		return err
+	}
+
+	if o.dryRun {
+		return printPlan(e.stdout, p, o.json)
+	}
+	if p.KHO.Finalize == finalizeBeforeLoad {
+		if err := e.finalize(); err != nil {
+			return err
+		}
+	}
+	if err := e.sys.FileLoad(kf, initrd, p.Cmdline, 0); err != nil {
 		return err
 	}
 
 	li := loadedImage{Kernel: kernel, Release: img.Release,
-		Initrds: o.initrds, Cmdline: line}
+		Initrds: o.initrds, Cmdline: p.Cmdline}
 	if err := e.saveLoaded(li); err != nil {
 		fmt.Fprintf(e.stderr, "kexecmeta: warning: remembering the "+
 			"loaded image: %v\n", err)
 	}
-	fmt.Fprintf(e.stdout, "kexecmeta: loaded %s (%s %s) with %d initrd(s); "+
+	fmt.Fprintf(e.stdout, "kexecmeta: loaded %s (%s %s), %d initrd(s), "+
 		"cmdline: %s\n", kernel, img.Format, img.Release, len(o.initrds),
-		line)
+		p.Cmdline)
 	return nil
+}
+
+// openKernel opens and identifies a kernel, unwrapping it into memory
+// when kexec_file_load would refuse its compressed form.
+func openKernel(path string, pi *planImage) (*os.File, *kexecload.Image,
+	error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening kernel: %w", err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", path)
+	}
+	var img *kexecload.Image
+	if err == nil {
+		img, err = kexecload.IdentifyKernel(f, fi.Size())
+	}
+	if err == nil {
+		err = img.CheckKexecFile(runtime.GOARCH)
+		if errors.Is(err, kexecload.ErrNeedsUnwrap) {
+			var u *os.File
+			u, img, err = kexecload.UnwrapKernel(f, img)
+			if err == nil {
+				f.Close()
+				f, pi.Unwrapped = u, true
+				err = img.CheckKexecFile(runtime.GOARCH)
+			}
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("kernel %s: %w", path, err)
+	}
+	*pi = planImage{Format: img.Format, Arch: img.Arch,
+		Release: img.Release, Size: img.Size, MemSize: img.MemSize,
+		Unwrapped: pi.Unwrapped, Notes: img.Notes}
+	return f, img, nil
+}
+
+// preflightKHO fills in the KHO verdict, and refuses a load that cannot
+// work (segments outside scratch) or that --require-handover forbids.
+func (e *env) preflightKHO(p *loadPlan, s *kho.System,
+	img *kexecload.Image, o loadOpts) error {
+	p.KHO.Finalize = finalizeNone
+	if !p.KHO.On {
+		return nil
+	}
+	p.KHO.Finalize = finalizeMoment(s.Release, s.Cmdline)
+
+	h := kexecload.PredictHandover(s.Release, img.Release)
+	p.KHO.Carries, p.KHO.Why = h.Carries, h.Reason
+	if !h.Carries {
+		if o.requireHandover {
+			return h.Err()
+		}
+		fmt.Fprintf(e.stderr, "kexecmeta: warning: %v\n", h.Err())
+	}
+
+	st, err := kho.ReadState(s.KHO)
+	if err != nil || st.Out == nil || st.Out.Scratch == nil {
+		p.KHO.FitError = "scratch areas unknown"
+		return nil
+	}
+	p.KHO.Scratch = st.Out.Scratch
+	p.KHO.Segments = kexecload.Segments(img, p.Initrd)
+	if err := kexecload.FitScratch(p.KHO.Segments, p.KHO.Scratch); err != nil {
+		p.KHO.FitError = err.Error()
+		if !o.dryRun {
+			return err
+		}
+		return nil
+	}
+	p.KHO.Fits = true
+	return nil
+}
+
+// finalize writes 1 to out/finalize, as 6.16-7.0 kernels need before
+// the handoff. A kernel that is finalized already is left as it is.
+func (e *env) finalize() error {
+	path := filepath.Join(e.khoDir, "out", "finalize")
+	b, err := e.sys.ReadFile(path)
+	if err == nil && len(b) > 0 && b[0] == '1' {
+		return nil
+	}
+	if err := e.sys.WriteFile(path, []byte("1\n")); err != nil {
+		return &kexecload.CallError{Call: "write(" + path + ", \"1\")",
+			Err: err}
+	}
+	return nil
+}
+
+// printPlan writes what load would do.
+func printPlan(w io.Writer, p loadPlan, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(w).Encode(p)
+	}
+	fmt.Fprintf(w, "kernel:    %s: %s %s, %d bytes, %d in memory",
+		p.Kernel, p.Image.Format, p.Image.Release, p.Image.Size,
+		p.Image.MemSize)
+	if p.Image.Unwrapped {
+		fmt.Fprint(w, " (unwrapped)")
+	}
+	fmt.Fprintln(w)
+	for _, i := range p.Initrds {
+		fmt.Fprintf(w, "initrd:    %s\n", i)
+	}
+	fmt.Fprintf(w, "initrds:   %d bytes in all\n", p.Initrd)
+	fmt.Fprintf(w, "cmdline:   %s\n", p.Cmdline)
+	fmt.Fprintf(w, "length:    %d of at most %d bytes\n", p.CmdLen, p.CmdMax)
+	if !p.KHO.On {
+		_, err := fmt.Fprintln(w, "kho:       off in this kernel")
+		return err
+	}
+	fmt.Fprintf(w, "kho:       on; finalize: %s\n", p.KHO.Finalize)
+	fmt.Fprintf(w, "handover:  carries %v %s\n", p.KHO.Carries, p.KHO.Why)
+	for _, a := range p.KHO.Scratch {
+		fmt.Fprintf(w, "scratch:   %-7s %#x, %.1f MiB\n", a.Kind, a.Phys,
+			float64(a.Len)/(1<<20))
+	}
+	if p.KHO.Fits {
+		_, err := fmt.Fprintln(w, "fits:      yes")
+		return err
+	}
+	_, err := fmt.Fprintf(w, "fits:      no: %s\n", p.KHO.FitError)
+	return err
 }

@@ -5,6 +5,8 @@
 // Synopsis:
 //
 //	kexecmeta status [--json]
+//	kexecmeta inspect [--dir DIR] [--json]
+//	kexecmeta capture DIR
 //	kexecmeta load KERNEL [--initrd FILE]... [--cmdline S | --reuse-cmdline]
 //	                      [--append S]... [--remove KEY]...
 //	kexecmeta exec [--sync-timeout D | --no-sync]
@@ -19,7 +21,12 @@
 // record this kernel inherited (from the KHO debugfs blob, else from the
 // kernel's `KHO: exec from:` log line, else why there is none) and the
 // record it will hand on. debugfs is mounted when needed and unmounted
-// again.
+// again. `inspect` adds the whole handover state: the root FDT of each
+// side with its ABI generation and sub-nodes, each blob decoded where
+// known, the scratch areas and the finalize state. `capture DIR` saves
+// the evidence (the debugfs kho directory, release, command line, KHO
+// config and KHO log lines) for a bug report; `inspect --dir DIR` reads
+// it back on any machine.
 //
 // `load` loads KERNEL with kexec_file_load(2), the only call that carries
 // KHO (kexecmeta never falls back to kexec_load(2)). `exec` flushes the
@@ -30,7 +37,8 @@
 //
 // Options:
 //
-//	--json            status: one JSON object on one line (see README)
+//	--json            status, inspect: one JSON object on one line
+//	--dir DIR         inspect: read a capture instead of this kernel
 //	--initrd FILE     an initrd; several are joined in order
 //	--cmdline S       the new kernel's command line
 //	--reuse-cmdline   start from this kernel's command line, without
@@ -66,6 +74,8 @@ const (
 
 const usage = `usage:
   kexecmeta status [--json]
+  kexecmeta inspect [--dir DIR] [--json]
+  kexecmeta capture DIR
   kexecmeta load KERNEL [--initrd FILE]... [--cmdline S | --reuse-cmdline]
                         [--append S]... [--remove KEY]...
   kexecmeta exec [--sync-timeout D | --no-sync]
@@ -121,6 +131,10 @@ func dispatch(env *env, args []string) error {
 	switch cmd {
 	case "status":
 		return env.status(rest)
+	case "inspect":
+		return env.inspect(rest)
+	case "capture":
+		return env.capture(rest)
 	case "load":
 		return env.load(rest)
 	case "exec":

@@ -35,15 +35,19 @@ type Syscalls struct {
 	// ReadFile reads small kernel files such as /sys/kernel/kexec_loaded
 	// and /proc/meminfo.
 	ReadFile func(name string) ([]byte, error)
+
+	// WriteFile writes kernel files such as debugfs kho/out/finalize.
+	WriteFile func(name string, data []byte) error
 }
 
 // Native returns the real system calls.
 func Native() *Syscalls {
 	return &Syscalls{
-		KexecFileLoad: unix.KexecFileLoad,
+		KexecFileLoad: kexecFileLoad,
 		Reboot:        unix.Reboot,
 		Sync:          unix.Sync,
 		ReadFile:      os.ReadFile,
+		WriteFile:     writeFile,
 	}
 }
 
@@ -188,4 +192,18 @@ func (s *Syscalls) dirtyKB() (int64, error) {
 			"Writeback lines")
 	}
 	return total, nil
+}
+
+// writeFile writes data to an existing kernel file in one write(2), as
+// sysfs and debugfs attributes want it.
+func writeFile(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -177,7 +177,7 @@ func (s *System) Enabled() Tristate {
 	if s.Built() == No {
 		return No
 	}
-	if v, ok := lastParam(s.Cmdline, "kho"); ok {
+	if v, ok := LastParam(s.Cmdline, "kho"); ok {
 		if on, ok := kstrtobool(v); ok {
 			if on {
 				return Yes
@@ -215,9 +215,11 @@ func kstrtobool(s string) (val, ok bool) {
 	return false, false
 }
 
-// lastParam returns the value of the last key=value parameter in a
-// command line. Quoting does not matter for the keys looked up here.
-func lastParam(cmdline, key string) (string, bool) {
+// LastParam returns the value of the last key=value parameter before any
+// "--" in a command line, as the kernel's early parameters see it.
+// Quoting does not matter for the keys looked up with it (kho,
+// liveupdate).
+func LastParam(cmdline, key string) (string, bool) {
 	val, found := "", false
 	for _, f := range strings.Fields(cmdline) {
 		if f == "--" {
