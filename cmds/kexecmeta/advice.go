@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 
 	"github.com/kexecmeta/kexecmeta/pkg/kexecload"
 	"golang.org/x/sys/unix"
@@ -9,7 +11,7 @@ import (
 
 // advice names the likely cause of err and what to check, matching the
 // errno through every wrapper. It returns "" when it has nothing to add.
-func advice(err error) string {
+func (e *env) advice(err error) string {
 	switch {
 	case errors.Is(err, kexecload.ErrNotLoaded):
 		return "load a kernel first: kexecmeta load KERNEL " +
@@ -18,9 +20,17 @@ func advice(err error) string {
 		return "the kernel did not hand off; the system is still " +
 			"running this kernel"
 	case errors.Is(err, unix.EPERM):
-		return "kexec needs CAP_SYS_BOOT (run as root); check " +
-			"/proc/sys/kernel/kexec_load_disabled (once 1, it stays 1 " +
-			"until reboot) and /sys/kernel/security/lockdown"
+		return e.whyEPERM()
+	case errors.Is(err, kexecload.ErrScratchTooSmall):
+		return "the scratch areas are sized at cold boot: boot this " +
+			"kernel cold with a larger kho_scratch= (for example " +
+			"kho_scratch=128M,512M,256M: low memory, global, per node) " +
+			"or use a smaller kernel and initrd"
+	case errors.Is(err, kexecload.ErrNoHandover):
+		return "without --require-handover kexecmeta loads anyway, and " +
+			"the next kernel starts a new chain at count 0"
+	case errors.Is(err, kexecload.ErrCmdlineTooLong):
+		return "shorten the command line (--remove KEY drops parameters)"
 	case errorsIsAny(err, unix.EKEYREJECTED, unix.ENOKEY, unix.EBADMSG,
 		unix.EKEYEXPIRED, unix.EKEYREVOKED):
 		return "the running kernel requires a signed image " +
@@ -56,4 +66,50 @@ func advice(err error) string {
 			"line length and that the image matches this architecture"
 	}
 	return ""
+}
+
+// capSysBoot is CAP_SYS_BOOT's bit in /proc/self/status CapEff.
+const capSysBoot = 22
+
+// whyEPERM tells apart the reasons the kernel refuses a kexec load with
+// EPERM (kexec_load_permitted and kimage_validate_signature).
+func (e *env) whyEPERM() string {
+	read := func(name string) string {
+		b, err := e.sys.ReadFile(name)
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if eff, ok := capEff(read("/proc/self/status")); ok &&
+		eff&(1<<capSysBoot) == 0 {
+		return "kexecmeta lacks CAP_SYS_BOOT: run it as root"
+	}
+	if read("/proc/sys/kernel/kexec_load_disabled") == "1" {
+		return "kexec is disabled: kernel.kexec_load_disabled is 1, and " +
+			"it stays 1 until the next cold boot"
+	}
+	if read("/proc/sys/kernel/kexec_load_limit_reboot") == "0" {
+		return "the kexec load limit is used up: " +
+			"kernel.kexec_load_limit_reboot is 0"
+	}
+	if l := read("/sys/kernel/security/lockdown"); strings.Contains(l,
+		"[integrity]") || strings.Contains(l, "[confidentiality]") {
+		return "the kernel is locked down (" + l + ") and the image's " +
+			"signature did not verify: sign the kernel with a key the " +
+			"running kernel trusts"
+	}
+	return "kexec needs CAP_SYS_BOOT, kernel.kexec_load_disabled=0 and, " +
+		"under lockdown, a signed image"
+}
+
+// capEff reads the effective capability set from /proc/self/status.
+func capEff(status string) (uint64, bool) {
+	for _, l := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

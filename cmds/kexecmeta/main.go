@@ -97,12 +97,14 @@ func main() {
 
 // run executes one kexecmeta command and returns its exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	return exitCode(dispatch(newEnv(stdout, stderr), args), stdout, stderr)
+	e := newEnv(stdout, stderr)
+	return e.exitCode(dispatch(e, args))
 }
 
 // exitCode reports err and decides the exit code: the one place that
 // does.
-func exitCode(err error, stdout, stderr io.Writer) int {
+func (e *env) exitCode(err error) int {
+	stdout, stderr := e.stdout, e.stderr
 	switch {
 	case err == nil:
 		return exitOK
@@ -114,7 +116,7 @@ func exitCode(err error, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	fmt.Fprintf(stderr, "kexecmeta: %v\n", err)
-	if hint := advice(err); hint != "" {
+	if hint := e.advice(err); hint != "" {
 		fmt.Fprintf(stderr, "kexecmeta: hint: %s\n", hint)
 	}
 	if errors.Is(err, errReturned) {

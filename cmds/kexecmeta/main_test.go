@@ -216,7 +216,7 @@ func TestExec(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e, stdout, stderr := testEnv(t, tt.sys, &tt.k)
 			err := e.exec(tt.args)
-			code := exitCode(err, stdout, stderr)
+			code := e.exitCode(err)
 			if code != tt.wantCode {
 				t.Errorf("exec = %v (code %d), want code %d", err, code,
 					tt.wantCode)
