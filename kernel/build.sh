@@ -138,13 +138,20 @@ build_one() {
 	echo "$series $(cat "$dir/release") $dir/bzImage"
 }
 
-mkdir -p "$cache/kernels"
-[ $# -gt 0 ] || set -- 7.2 7.3
+# main is called on the last line, so bash has read the whole script
+# before it runs anything: editing this file during a build (a git pull
+# or checkout) cannot make the running build execute a shifted script.
+main() {
+	mkdir -p "$cache/kernels"
+	[ $# -gt 0 ] || set -- 7.2 7.3
 
-# One build at a time per cache: a second caller waits for the first.
-exec 9>"$cache/.lock"
-flock 9
-apt_setup
-for s in "$@"; do
-	build_one "$s"
-done
+	# One build at a time per cache: a second caller waits for the first.
+	exec 9>"$cache/.lock"
+	flock 9
+	apt_setup
+	for s in "$@"; do
+		build_one "$s"
+	done
+}
+
+main "$@"; exit
