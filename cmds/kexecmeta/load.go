@@ -289,6 +289,18 @@ func (e *env) preflightKHO(p *loadPlan, s *kho.System,
 	img *kexecload.Image, o loadOpts) error {
 	p.KHO.Finalize = finalizeNone
 	if !p.KHO.On {
+		if v, ok := kho.LastParam(s.Cmdline, "kho"); ok && v != "off" &&
+			v != "0" && v != "n" {
+			in := s.Inherited()
+			fmt.Fprintf(e.stderr, "kexecmeta: warning: this kernel was "+
+				"booted with kho=%s but KHO is off (%s: %s): the next "+
+				"kernel gets no handover and starts a new chain\n", v,
+				in.Reason, in.Detail)
+			if o.requireHandover {
+				return fmt.Errorf("%w: KHO is off in this kernel",
+					kexecload.ErrNoHandover)
+			}
+		}
 		return nil
 	}
 	p.KHO.Finalize = finalizeMoment(s.Release, s.Cmdline)

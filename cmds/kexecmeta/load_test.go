@@ -74,6 +74,9 @@ func TestLoad(t *testing.T) {
 		KHO:     khoState(t, "7.3.4", 1, 64, 192, 192),
 	}
 	noKHO := kho.System{Release: "7.3.4"}
+	turnedOff := kho.System{Release: "7.3.4", Cmdline: "kho=on",
+		Log: []string{"KHO: Failed to reserve scratch area, disabling " +
+			"kexec handover"}}
 
 	for _, tt := range []struct {
 		name      string
@@ -104,6 +107,19 @@ func TestLoad(t *testing.T) {
 			args:      []string{k72, "--cmdline", "quiet"},
 			wantCalls: []string{"kexec_file_load"},
 			wantIn:    "cmdline: quiet\n",
+		},
+		{
+			name:      "kho=on but off at boot warns",
+			sys:       turnedOff,
+			args:      []string{k72},
+			wantCalls: []string{"kexec_file_load"},
+			wantHint:  "could not reserve its scratch areas",
+		},
+		{
+			name:    "kho=on but off at boot, --require-handover",
+			sys:     turnedOff,
+			args:    []string{k72, "--require-handover"},
+			wantErr: kexecload.ErrNoHandover,
 		},
 		{
 			name:     "scratch too small",

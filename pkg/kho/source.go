@@ -174,7 +174,7 @@ func (s *System) Enabled() Tristate {
 	if s.KHO != nil {
 		return Yes
 	}
-	if s.Built() == No {
+	if s.Built() == No || s.disabledAtBoot() != "" {
 		return No
 	}
 	if v, ok := LastParam(s.Cmdline, "kho"); ok {
@@ -192,6 +192,18 @@ func (s *System) Enabled() Tristate {
 		return No
 	}
 	return Unknown
+}
+
+// disabledAtBoot returns the log line with which the kernel turned KHO
+// off at boot although it was asked for: it could not reserve the scratch
+// areas (kho_reserve_scratch).
+func (s *System) disabledAtBoot() string {
+	for _, l := range s.Log {
+		if strings.Contains(l, "disabling kexec handover") {
+			return l
+		}
+	}
+	return ""
 }
 
 // kstrtobool parses a boolean as the kernel's kstrtobool does, which is
@@ -378,6 +390,12 @@ func (s *System) offReason() (Inheritance, bool) {
 	case s.Built() == No:
 		return Inheritance{Reason: ReasonNotBuilt,
 			Detail: "the kernel is built without CONFIG_KEXEC_HANDOVER"}, true
+	case s.disabledAtBoot() != "":
+		return Inheritance{Reason: ReasonNotEnabled,
+			Evidence: s.disabledAtBoot(),
+			Detail: "KHO was asked for but the kernel could not reserve " +
+				"its scratch areas and turned it off (too little " +
+				"memory, or kho_scratch= too large)"}, true
 	case s.Enabled() == No:
 		return Inheritance{Reason: ReasonNotEnabled,
 			Detail: "KHO is built but off; boot with kho=on"}, true

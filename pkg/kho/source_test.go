@@ -92,6 +92,14 @@ func TestInherited(t *testing.T) {
 			wantReason: ReasonNotEnabled,
 		},
 		{
+			name: "asked for, but scratch reservation failed",
+			sys: System{Config: khoConfig, Cmdline: "kho=on", Log: []string{
+				"KHO: Failed to reserve scratch area, disabling kexec " +
+					"handover",
+			}},
+			wantReason: ReasonNotEnabled,
+		},
+		{
 			name: "cold boot: no in/",
 			sys: System{KHO: khoFS(map[string][]byte{
 				OutMetadataPath: v1,
