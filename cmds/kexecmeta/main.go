@@ -8,7 +8,8 @@
 //	kexecmeta inspect [--dir DIR] [--json]
 //	kexecmeta capture DIR
 //	kexecmeta load KERNEL [--initrd FILE]... [--cmdline S | --reuse-cmdline]
-//	                      [--append S]... [--remove KEY]...
+//	                      [--append S]... [--remove KEY]... [--no-kho-param]
+//	                      [--require-handover] [--dry-run [--json]]
 //	kexecmeta exec [--sync-timeout D | --no-sync]
 //	kexecmeta boot KERNEL [load options] [exec options]
 //	kexecmeta unload
@@ -45,8 +46,22 @@
 //	                  BOOT_IMAGE= and initrd=, duplicates removed
 //	--append S        add S to the command line (repeatable)
 //	--remove KEY      drop every KEY and KEY=... (repeatable)
+//	--no-kho-param    do not add kho=on when this kernel runs KHO
+//	--require-handover refuse a kexec the next kernel will not take
+//	                  the KHO handover from (an ABI change, KHO off)
+//	--dry-run         load: print the plan and load nothing (--json)
 //	--sync-timeout D  give up on sync(2) after D without progress (30s)
 //	--no-sync         do not flush filesystems before the handoff
+//
+// Limits:
+//
+// The scratch preflight estimates the boot parameters and purgatory
+// segments with generous fixed sizes (64 KiB each); the kernel's own
+// placement is the final word. The next kernel's KHO ABI is predicted
+// from its release, which compressed images do not show until unwrapped
+// (only gzip is unwrapped), and releases after 7.3 are "unknown".
+// TODO(kexecmeta): arm64 Image loading is implemented but only x86_64
+// runs in the VM tests.
 //
 // Exit status:
 //
@@ -77,7 +92,8 @@ const usage = `usage:
   kexecmeta inspect [--dir DIR] [--json]
   kexecmeta capture DIR
   kexecmeta load KERNEL [--initrd FILE]... [--cmdline S | --reuse-cmdline]
-                        [--append S]... [--remove KEY]...
+                        [--append S]... [--remove KEY]... [--no-kho-param]
+                        [--require-handover] [--dry-run [--json]]
   kexecmeta exec [--sync-timeout D | --no-sync]
   kexecmeta boot KERNEL [load and exec options]
   kexecmeta unload
