@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,42 +54,81 @@ func requireVM(t *testing.T) (string, []chain.Kernel) {
 	return cmd, boots
 }
 
-// TestKexecChain cold-boots 7.2, kexecs 7.2 -> 7.3 -> 7.2 -> 7.2 with
-// `kexecmeta boot`, and checks what `kexecmeta status --json` reported on
-// each boot: the release, the kexec count, the previous release from the
-// inherited record, read through debugfs, and the record handed on.
-func TestKexecChain(t *testing.T) {
-	qemuCmd, boots := requireVM(t)
-	for i, k := range boots {
+// shared is the initramfs every VM test of this process boots, built
+// once by sharedInitramfs and removed by TestMain.
+var shared struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// sharedInitramfs returns the u-root initramfs holding kexecmeta and
+// chain.GuestCommands, building it on the first call of the process.
+// Call it after requireVM, so tests that skip build nothing.
+func sharedInitramfs(t *testing.T) string {
+	t.Helper()
+	shared.once.Do(func() {
+		start := time.Now()
+		shared.dir, shared.err = os.MkdirTemp("", "kexecmeta-vmtest-")
+		if shared.err != nil {
+			return
+		}
+		shared.path = filepath.Join(shared.dir, "initramfs.cpio")
+		tmp := filepath.Join(shared.dir, "build")
+		if shared.err = os.Mkdir(tmp, 0o755); shared.err != nil {
+			return
+		}
+		l := llog.New(slog.LevelInfo, t.Logf)
+		shared.err = chain.BuildInitramfs(l, shared.path, tmp)
+		if fi, err := os.Stat(shared.path); err == nil {
+			t.Logf("initramfs: %d bytes, built in %v", fi.Size(),
+				time.Since(start).Round(time.Millisecond))
+		}
+	})
+	if shared.err != nil {
+		t.Fatalf("building the initramfs: %v", shared.err)
+	}
+	return shared.path
+}
+
+// runChain runs the chain c describes in QEMU and returns what each
+// boot printed. It fills in c.Initramfs (with sharedInitramfs) and
+// c.QEMU when they are empty, logs the console with the prefix name,
+// always waits for the VM, and reports a broken run (chain.Read's
+// error, QEMU's exit) with t.Errorf, so the caller can still check the
+// boots that ran. It logs how long the VM ran.
+func runChain(t *testing.T, name string, c chain.Config) []chain.Boot {
+	t.Helper()
+	if c.Initramfs == "" {
+		c.Initramfs = sharedInitramfs(t)
+	}
+	if c.QEMU == "" {
+		cmd, err := chain.QEMUCommand()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.QEMU = cmd
+	}
+	for i, k := range c.Boots {
 		t.Logf("boot %d: %s (%s) %s", i+1, k.Series, k.Release, k.Path)
 	}
-
-	// Build the initramfs the guest boots and kexecs with.
-	initrd := filepath.Join(testtmp.TempDir(t), "initramfs.cpio")
-	start := time.Now()
-	l := llog.New(slog.LevelInfo, t.Logf)
-	if err := chain.BuildInitramfs(l, initrd, testtmp.TempDir(t)); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(initrd); err == nil {
-		t.Logf("initramfs: %d bytes, built in %v", fi.Size(),
-			time.Since(start).Round(time.Millisecond))
-	}
-
-	fns, err := chain.Setup(testtmp.TempDir(t), chain.Config{
-		Boots:     boots,
-		Initramfs: initrd,
-		QEMU:      qemuCmd,
-	})
+	fns, err := chain.Setup(testtmp.TempDir(t), c)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	// Run the chain; qemu.StartT logs the console with the prefix
-	// "chain".
-	start = time.Now()
-	vm := qemu.StartT(t, "chain", chain.Arch, fns...)
-	got, err := chain.Read(vm.Console, len(boots), chain.IdleTimeout)
+	start := time.Now()
+	vm := qemu.StartT(t, name, chain.Arch, fns...)
+	got, err := chain.Read(vm.Console, len(c.Boots), chain.IdleTimeout)
 	if err != nil {
 		t.Errorf("chain.Read: %v", err)
 		err := vm.Kill()
@@ -99,9 +139,21 @@ func TestKexecChain(t *testing.T) {
 	if err := vm.Wait(); err != nil {
 		t.Errorf("VM: %v", err)
 	}
-	t.Logf("chain of %d boots ran in %v", len(got),
+	t.Logf("%s: %d boots ran in %v", name, len(got),
 		time.Since(start).Round(time.Millisecond))
+	return got
+}
 
+// TestKexecChain cold-boots 7.2, kexecs 7.2 -> 7.3 -> 7.2 -> 7.2 with
+// `kexecmeta boot`, and checks what `kexecmeta status --json` reported on
+// each boot: the release, the kexec count, the previous release from the
+// inherited record, read through debugfs, and the record handed on.
+func TestKexecChain(t *testing.T) {
+	qemuCmd, boots := requireVM(t)
+	got := runChain(t, "chain", chain.Config{
+		Boots: boots,
+		QEMU:  qemuCmd,
+	})
 	for _, b := range got {
 		t.Logf("boot %d status: %s", b.N, b.JSON)
 		if b.Handoff != "" {

@@ -230,7 +230,8 @@ func TestReadCheck(t *testing.T) {
 				t.Errorf("Check = %v, want nil", err)
 			case tt.checkErr != "" && err == nil:
 				t.Errorf("Check = nil, want %q", tt.checkErr)
-			case tt.checkErr != "" && !strings.Contains(err.Error(), tt.checkErr):
+			case tt.checkErr != "" &&
+				!strings.Contains(err.Error(), tt.checkErr):
 				t.Errorf("Check = %v, want %q", err, tt.checkErr)
 			}
 			if tt.checkErr != "" {
@@ -417,7 +418,8 @@ func TestScript(t *testing.T) {
 			wantOut += fmt.Sprintf("%sboot %d kexec into %s\n", marker,
 				n, want)
 		}
-		if got := strings.Join(calls, "\n"); got != strings.Join(wantCalls, "\n") {
+		got := strings.Join(calls, "\n")
+		if got != strings.Join(wantCalls, "\n") {
 			t.Errorf("boot %d: ran\n%s\nwant\n%s", n, got,
 				strings.Join(wantCalls, "\n"))
 		}
@@ -630,7 +632,8 @@ func TestSetup(t *testing.T) {
 		"share/7.2/bzImage":    "kernel 7.2",
 		"share/7.3/bzImage":    "kernel 7.3",
 		"share/initramfs.cpio": "cpio",
-		"state/test.sh":        Script(GuestState, GuestShare, []string{"7.2", "7.3", "7.2"}),
+		"state/test.sh": Script(GuestState, GuestShare,
+			[]string{"7.2", "7.3", "7.2"}),
 	} {
 		got, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil || string(got) != want {
@@ -640,7 +643,265 @@ func TestSetup(t *testing.T) {
 
 	// One series, two kernels.
 	bad := append(kernels, Kernel{"7.3", "7.3.5", k72})
-	if _, err := Setup(t.TempDir(), Config{Boots: bad, Initramfs: initrd}); err == nil {
+	_, err = Setup(t.TempDir(), Config{Boots: bad, Initramfs: initrd})
+	if err == nil {
 		t.Errorf("Setup with two 7.3 kernels = nil, want an error")
+	}
+}
+
+func TestSetupScenario(t *testing.T) {
+	src := t.TempDir()
+	write := func(name, data string) string {
+		t.Helper()
+		p := filepath.Join(src, name)
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	k := write("k", "kernel")
+	initrd := write("initramfs.cpio", "cpio")
+	extra := write("extra", "extra cpio")
+	boots := []Kernel{{"7.2", "7.2.13", k}, {"7.2", "7.2.13", k}}
+	steps := []string{BootStep("7.2"), Block("x", "true")}
+
+	tests := []struct {
+		name    string
+		c       Config
+		wantErr bool
+	}{
+		{name: "steps and files", c: Config{Steps: steps,
+			Files: map[string]string{"extra.cpio": extra,
+				"sub/dir/extra": extra}}},
+		{name: "one step for two boots", c: Config{Steps: steps[:1]},
+			wantErr: true},
+		{name: "file outside the share", c: Config{
+			Files: map[string]string{"../x": extra}}, wantErr: true},
+		{name: "absolute file name", c: Config{
+			Files: map[string]string{"/x": extra}}, wantErr: true},
+		{name: "file replacing the initramfs", c: Config{
+			Files: map[string]string{"initramfs.cpio": extra}},
+			wantErr: true},
+		{name: "missing file", c: Config{
+			Files: map[string]string{"x": filepath.Join(src, "none")}},
+			wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			c := tt.c
+			c.Boots, c.Initramfs, c.QEMU = boots, initrd, "qemu"
+			c.ColdBootArgs = []string{"kho_scratch=2M,2M,2M"}
+			_, err := Setup(dir, c)
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("Setup = nil, want an error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Setup = %v", err)
+			}
+			for name := range c.Files {
+				got, err := os.ReadFile(filepath.Join(dir, "share",
+					filepath.FromSlash(name)))
+				if err != nil || string(got) != "extra cpio" {
+					t.Errorf("share/%s = %q, %v, want the file", name,
+						got, err)
+				}
+			}
+			got, err := os.ReadFile(filepath.Join(dir, "state",
+				"test.sh"))
+			want := StepsScript(GuestState, GuestShare, steps)
+			if err != nil || string(got) != want {
+				t.Errorf("test.sh = %q, %v, want %q", got, err, want)
+			}
+		})
+	}
+}
+
+// runBoots runs the script once per boot, as the guest would, with
+// kexecmeta faked: `kexecmeta boot` kexecs (ends the run) unless
+// bootFails, anything else prints a status line. It returns all that
+// the runs printed.
+func runBoots(t *testing.T, script string, boots int,
+	bootFails bool) string {
+	t.Helper()
+	prog, err := syntax.NewParser().Parse(strings.NewReader(script),
+		"test.sh")
+	if err != nil {
+		t.Fatalf("parsing the script: %v", err)
+	}
+	var out bytes.Buffer
+	fake := func(interp.ExecHandlerFunc) interp.ExecHandlerFunc {
+		return func(ctx context.Context, args []string) error {
+			hc := interp.HandlerCtx(ctx)
+			switch {
+			case len(args) > 1 && args[1] == "boot" && bootFails:
+				fmt.Fprintln(hc.Stderr, "kexecmeta: no")
+				return interp.NewExitStatus(1)
+			case len(args) > 1 && args[1] == "boot":
+				fmt.Fprintln(hc.Stdout, HandoffPrefix+" "+
+					strings.Join(args[2:], " "))
+				return errKexec
+			case len(args) > 1 && args[1] == "status":
+				fmt.Fprintln(hc.Stdout, `{"schema":1}`)
+				return nil
+			}
+			return fmt.Errorf("unexpected command %q", args)
+		}
+	}
+	for i := 0; i < boots; i++ {
+		r, err := interp.New(interp.StdIO(nil, &out, &out),
+			interp.Env(hostEnv), interp.ExecHandlers(fake))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = r.Run(context.Background(), prog)
+	}
+	return out.String()
+}
+
+func TestStepsScript(t *testing.T) {
+	steps := []string{
+		Block("first", "echo one; echo two >&2; false") +
+			BootStep("7.3", "--append", Quote("a b")),
+		Block("no-newline", "printf partial") +
+			Block("empty", "true") +
+			Block("first", "echo again"),
+	}
+	out := runBoots(t, StepsScript(t.TempDir(), "/share", steps), 2,
+		false)
+	boots, done, err := ParseConsole(out)
+	if err != nil || done != 2 || len(boots) != 2 {
+		t.Fatalf("ParseConsole = %d boots, done %d, %v; want 2, 2, nil "+
+			"(console:\n%s)", len(boots), done, err, out)
+	}
+
+	want := []struct {
+		n     int
+		name  string
+		lines []string
+		exit  int
+	}{
+		{1, "first", []string{"one", "two"}, 1},
+		{2, "no-newline", []string{"partial"}, 0},
+		{2, "empty", nil, 0},
+		{2, "first", []string{"again"}, 0},
+	}
+	for i, w := range want {
+		b := boots[w.n-1]
+		j := i
+		if w.n == 2 {
+			j = i - 1
+		}
+		if j >= len(b.Blocks) {
+			t.Errorf("boot %d: no block %d (%s)", w.n, j, w.name)
+			continue
+		}
+		o := b.Blocks[j]
+		if o.Name != w.name || !o.Ended || o.Exit != w.exit ||
+			strings.Join(o.Lines, "|") != strings.Join(w.lines, "|") {
+			t.Errorf("boot %d block %d = %+v, want %s %q exit %d", w.n,
+				j, o, w.name, w.lines, w.exit)
+		}
+	}
+	if o, ok := BlockOf(boots, 2, "first"); !ok || o.Text() != "again" {
+		t.Errorf("BlockOf(2, first) = %+v, %v, want \"again\"", o, ok)
+	}
+	if _, ok := BlockOf(boots, 3, "first"); ok {
+		t.Errorf("BlockOf(3, first) found a block of a boot not run")
+	}
+	wantHandoff := HandoffPrefix + " /share/7.3/bzImage --initrd " +
+		"/share/initramfs.cpio --reuse-cmdline --append a b"
+	if boots[0].Handoff != wantHandoff {
+		t.Errorf("boot 1 handoff = %q, want %q", boots[0].Handoff,
+			wantHandoff)
+	}
+}
+
+func TestStepsScriptFails(t *testing.T) {
+	tests := []struct {
+		name      string
+		steps     []string
+		bootFails bool
+		want      string
+	}{
+		{
+			name:      "kexecmeta boot returns",
+			steps:     []string{BootStep("7.2"), ""},
+			bootFails: true,
+			want:      "boot 1 kexecmeta boot failed: exit 1",
+		},
+		{
+			name:  "step without a kexec",
+			steps: []string{Block("x", "true"), ""},
+			want:  "boot 1 step ended without a kexec: exit 0",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := runBoots(t, StepsScript(t.TempDir(), "/s", tt.steps),
+				1, tt.bootFails)
+			if !strings.Contains(out, marker+tt.want+"\n") {
+				t.Errorf("script printed\n%s\nwant a line %q", out,
+					tt.want)
+			}
+			_, _, err := ParseConsole(out)
+			if !errors.Is(err, ErrChain) {
+				t.Errorf("ParseConsole = %v, want %v", err, ErrChain)
+			}
+		})
+	}
+}
+
+func TestParseConsoleBlocks(t *testing.T) {
+	begin := marker + "boot 1 status begin\n{}\n" + marker +
+		"boot 1 status end 0\n"
+	tests := []struct {
+		name    string
+		out     string
+		wantErr bool
+		ended   bool
+	}{
+		{name: "unterminated block", out: begin + marker +
+			"boot 1 block b begin\nkexecmeta: handoff: x\n"},
+		{name: "end of another block", out: begin + marker +
+			"boot 1 block b begin\n" + marker + "boot 1 block c end 0\n",
+			wantErr: true},
+		{name: "end without begin", out: begin + marker +
+			"boot 1 block b end 0\n", wantErr: true},
+		{name: "block of another boot", out: begin + marker +
+			"boot 2 block b begin\n", wantErr: true},
+		{name: "ended", out: begin + marker + "boot 1 block b begin\n" +
+			"x" + marker + "boot 1 block b end 3\n", ended: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			boots, _, err := ParseConsole(tt.out)
+			if tt.wantErr {
+				if !errors.Is(err, ErrChain) {
+					t.Errorf("ParseConsole = %v, want %v", err, ErrChain)
+				}
+				return
+			}
+			if err != nil || len(boots) != 1 {
+				t.Fatalf("ParseConsole = %d boots, %v, want 1, nil",
+					len(boots), err)
+			}
+			o, ok := boots[0].Block("b")
+			if !ok || o.Ended != tt.ended {
+				t.Fatalf("block b = %+v, %v, want ended %v", o, ok,
+					tt.ended)
+			}
+			if tt.ended && (o.Exit != 3 || o.Text() != "x") {
+				t.Errorf("block b = %+v, want exit 3, text x", o)
+			}
+			if !tt.ended && (o.Exit != -1 ||
+				boots[0].Handoff != "kexecmeta: handoff: x") {
+				t.Errorf("block b = %+v, handoff %q; want exit -1 and "+
+					"the handoff line", o, boots[0].Handoff)
+			}
+		})
 	}
 }

@@ -17,8 +17,16 @@ type Status struct {
 	Arch            string   `json:"arch"`
 	PreviousRelease string   `json:"previous_release"`
 	KexecCount      uint32   `json:"kexec_count"`
+	KHO             KHO      `json:"kho"`
 	Inherited       Handover `json:"inherited"`
 	Outgoing        Handover `json:"outgoing"`
+}
+
+// KHO is the "kho" object: "yes", "no" or "unknown" for each.
+type KHO struct {
+	Built   string `json:"built"`
+	Enabled string `json:"enabled"`
+	Debugfs string `json:"debugfs"`
 }
 
 // Handover is the "inherited" or "outgoing" object: the kexec-metadata

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -63,18 +65,32 @@ func QEMUCommand() (string, error) {
 	return cmd, nil
 }
 
+// GuestCommands are the u-root commands the initramfs holds for the
+// scenario steps, besides gosh's builtins and kexecmeta.
+var GuestCommands = []string{"cat", "dd", "grep", "mkdir", "mount",
+	"sleep", "sync", "umount"}
+
+// guestCommandPaths returns the import path of each of GuestCommands.
+func guestCommandPaths() []string {
+	var p []string
+	for _, c := range GuestCommands {
+		p = append(p, "github.com/u-root/u-root/cmds/core/"+c)
+	}
+	return p
+}
+
 // Guest commands. vmtest's init chain (init, then shutdownafter, vmmount
 // and shelluinit, which runs test.sh with gosh) is built in busybox mode
 // like scriptvm does; kexecmeta is built as its own binary, the way
 // `go build` ships it. vmtest/tools.go keeps these in go.mod.
 var (
-	busyboxCommands = []string{
+	busyboxCommands = append([]string{
 		"github.com/u-root/u-root/cmds/core/init",
 		"github.com/u-root/u-root/cmds/core/gosh",
 		"github.com/hugelgupf/vmtest/vminit/shelluinit",
 		"github.com/hugelgupf/vmtest/vminit/shutdownafter",
 		"github.com/hugelgupf/vmtest/vminit/vmmount",
-	}
+	}, guestCommandPaths()...)
 	binaryCommands = []string{
 		"github.com/kexecmeta/kexecmeta/cmds/kexecmeta",
 	}
@@ -117,6 +133,27 @@ type Config struct {
 	// Timeout bounds the run; 0 means VMTEST_TIMEOUT, or
 	// [DefaultTimeout] when that is unset.
 	Timeout time.Duration
+
+	// Steps[i] is the gosh script text boot i+1 runs after printing its
+	// status (see [StepsScript]); every step but the last must kexec
+	// into Boots[i+1], usually with [BootStep]. Nil means
+	// [DefaultSteps] of the series of Boots. Otherwise it must have
+	// one step per boot.
+	Steps []string
+
+	// ColdBootArgs are added to the cold boot's kernel command line
+	// after [KernelArgs], e.g. "kho_scratch=2M,2M,2M". Boots that
+	// reuse the command line inherit them.
+	ColdBootArgs []string
+
+	// QEMUArgs are added to QEMU's arguments, e.g. "-drive",
+	// "file=disk.img,if=virtio,format=raw".
+	QEMUArgs []string
+
+	// Files are copied into the share: each key is a slash-separated
+	// relative name, seen in the guest as GuestShare/NAME ($share/NAME
+	// in a step), and its value the host file.
+	Files map[string]string
 }
 
 // Setup lays out dir, an empty directory, for a chain run and returns
@@ -174,8 +211,19 @@ func Setup(dir string, c Config) ([]qemu.Fn, error) {
 	if err := copyFile(initrd, c.Initramfs); err != nil {
 		return nil, fmt.Errorf("chain setup: %w", err)
 	}
+	if err := copyFiles(share, c.Files); err != nil {
+		return nil, fmt.Errorf("chain setup: %w", err)
+	}
 
-	script := Script(GuestState, GuestShare, series)
+	steps := c.Steps
+	if steps == nil {
+		steps = DefaultSteps(series)
+	}
+	if len(steps) != len(c.Boots) {
+		return nil, fmt.Errorf("chain setup: got %d steps for %d boots",
+			len(steps), len(c.Boots))
+	}
+	script := StepsScript(GuestState, GuestShare, steps)
 	err := os.WriteFile(filepath.Join(state, "test.sh"), []byte(script),
 		0o755)
 	if err != nil {
@@ -195,6 +243,12 @@ func Setup(dir string, c Config) ([]qemu.Fn, error) {
 		// turned into a reboot.
 		qemu.HaltOnKernelPanic(),
 	}
+	if len(c.ColdBootArgs) > 0 {
+		fns = append(fns, qemu.WithAppendKernel(c.ColdBootArgs...))
+	}
+	if len(c.QEMUArgs) > 0 {
+		fns = append(fns, qemu.ArbitraryArgs(c.QEMUArgs...))
+	}
 	switch {
 	case c.Timeout != 0:
 		fns = append(fns, qemu.WithVMTimeout(c.Timeout))
@@ -202,6 +256,26 @@ func Setup(dir string, c Config) ([]qemu.Fn, error) {
 		fns = append(fns, qemu.WithVMTimeout(DefaultTimeout))
 	}
 	return fns, nil
+}
+
+// copyFiles copies each file of files into dir under its name.
+func copyFiles(dir string, files map[string]string) error {
+	for name, src := range files {
+		clean := path.Clean(name)
+		if !fs.ValidPath(clean) || clean == "." ||
+			clean != name || clean == "initramfs.cpio" {
+			return fmt.Errorf("file name %q: want a clean relative "+
+				"name other than initramfs.cpio", name)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(clean))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := copyFile(dst, src); err != nil {
+			return fmt.Errorf("file %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // copyFile copies the regular file src to dst.
