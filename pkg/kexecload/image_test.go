@@ -437,6 +437,12 @@ func TestIdentifyRealKernels(t *testing.T) {
 			if err := img.CheckKexecFile("amd64"); err != nil {
 				t.Errorf("CheckKexecFile(amd64) = %v", err)
 			}
+			if img.MemSize <= uint64(img.Size) || img.KernelAlign == 0 {
+				t.Errorf("IdentifyKernel(%s): init_size %d, "+
+					"kernel_alignment %d; want init_size above the "+
+					"file size %d", p, img.MemSize, img.KernelAlign,
+					img.Size)
+			}
 			t.Logf("%s: %s, cmdline_size %d, max %d, notes %q", p,
 				img.Version, img.CmdlineSize, img.MaxCmdlineLen(),
 				img.Notes)
