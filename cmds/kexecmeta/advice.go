@@ -9,18 +9,37 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// advice names the likely cause of err and what to check, matching the
-// errno through every wrapper. It returns "" when it has nothing to add.
+// advice names the likely cause of err and what to check, matching
+// sentinels and errnos through every wrapper. Errno advice is given only
+// for the kernel calls (a *kexecload.CallError): the same errno from
+// opening a file means something else. It returns "" when it has nothing
+// to add.
 func (e *env) advice(err error) string {
+	if hint := sentinelAdvice(err); hint != "" {
+		return hint
+	}
+	var ce *kexecload.CallError
+	if errors.As(err, &ce) {
+		return e.callAdvice(err)
+	}
+	if errorsIsAny(err, unix.EACCES, unix.EPERM) {
+		return "run kexecmeta as root"
+	}
+	return ""
+}
+
+// sentinelAdvice advises on kexecmeta's own refusals.
+func sentinelAdvice(err error) string {
 	switch {
+	case errors.Is(err, kexecload.ErrNoKexec):
+		return "the kernel is built without CONFIG_KEXEC_CORE (and " +
+			"CONFIG_KEXEC_FILE): it cannot kexec at all"
 	case errors.Is(err, kexecload.ErrNotLoaded):
 		return "load a kernel first: kexecmeta load KERNEL " +
 			"(or kexecmeta boot KERNEL)"
 	case errors.Is(err, kexecload.ErrReturned):
 		return "the kernel did not hand off; the system is still " +
 			"running this kernel"
-	case errors.Is(err, unix.EPERM):
-		return e.whyEPERM()
 	case errors.Is(err, kexecload.ErrScratchTooSmall):
 		return "the scratch areas are sized at cold boot: boot this " +
 			"kernel cold with a larger kho_scratch= (for example " +
@@ -31,6 +50,16 @@ func (e *env) advice(err error) string {
 			"the next kernel starts a new chain at count 0"
 	case errors.Is(err, kexecload.ErrCmdlineTooLong):
 		return "shorten the command line (--remove KEY drops parameters)"
+	}
+	return ""
+}
+
+// callAdvice advises on an errno from kexec_file_load, reboot or a
+// write to a KHO control file.
+func (e *env) callAdvice(err error) string {
+	switch {
+	case errors.Is(err, unix.EPERM):
+		return e.whyEPERM()
 	case errorsIsAny(err, unix.EKEYREJECTED, unix.ENOKEY, unix.EBADMSG,
 		unix.EKEYEXPIRED, unix.EKEYREVOKED):
 		return "the running kernel requires a signed image " +

@@ -22,6 +22,22 @@ type execOpts struct {
 	noSync      bool
 }
 
+// check refuses options that contradict each other, after parsing fs.
+func (o execOpts) check(fs *flag.FlagSet) error {
+	timeoutSet := false
+	fs.Visit(func(f *flag.Flag) {
+		timeoutSet = timeoutSet || f.Name == "sync-timeout"
+	})
+	switch {
+	case o.syncTimeout < 0:
+		return usageError("--sync-timeout %v: want 0 (no limit) or more",
+			o.syncTimeout)
+	case timeoutSet && o.noSync:
+		return usageError("--sync-timeout and --no-sync exclude each other")
+	}
+	return nil
+}
+
 func (o *execOpts) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.syncTimeout, "sync-timeout", 30*time.Second,
 		"give up on sync after this long without progress (0: never)")
@@ -77,6 +93,9 @@ func (e *env) exec(args []string) error {
 	if len(pos) > 0 {
 		return usageError("exec takes no arguments, got %q; "+
 			"use boot KERNEL to load and exec", pos)
+	}
+	if err := o.check(fs); err != nil {
+		return err
 	}
 	return e.handoff(o)
 }
@@ -191,10 +210,18 @@ func (e *env) unload(args []string) error {
 	if len(pos) > 0 {
 		return usageError("unload takes no arguments, got %q", pos)
 	}
+	loaded, err := e.sys.Loaded()
+	if err != nil {
+		return err
+	}
 	if err := e.sys.Unload(); err != nil {
 		return err
 	}
 	os.Remove(e.loadedPath())
+	if !loaded {
+		fmt.Fprintln(e.stdout, "kexecmeta: nothing was loaded")
+		return nil
+	}
 	fmt.Fprintln(e.stdout, "kexecmeta: unloaded")
 	return nil
 }

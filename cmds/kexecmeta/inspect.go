@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/kexecmeta/kexecmeta/pkg/kho"
 )
@@ -26,7 +29,8 @@ type inspectReport struct {
 
 func newInspect(s *kho.System, mounted string) inspectReport {
 	r := inspectReport{statusReport: newStatus(s, s.Arch, mounted)}
-	if v, err := kho.ParseRelease(s.Release); err == nil {
+	if v, err := kho.ParseRelease(s.Release); err == nil &&
+		r.KHO.Built != kho.No {
 		r.ABI, _ = kho.GenerationOfRelease(v)
 	}
 	if s.KHO != nil {
@@ -50,9 +54,14 @@ func (e *env) inspect(args []string) error {
 	if len(pos) > 0 {
 		return usageError("inspect takes no arguments, got %q", pos)
 	}
+	fromDir := false
+	fs.Visit(func(f *flag.Flag) { fromDir = fromDir || f.Name == "dir" })
+	if fromDir && *dir == "" {
+		return usageError("--dir needs a directory, got \"\"")
+	}
 
 	var r inspectReport
-	if *dir != "" {
+	if fromDir {
 		s, err := kho.ReadCapture(*dir)
 		if err != nil {
 			return err
@@ -85,9 +94,11 @@ func (e *env) inspect(args []string) error {
 func printHandover(w io.Writer, r inspectReport) error {
 	fmt.Fprintf(w, "abi:         %s\n", r.ABI)
 	if r.Handover == nil {
-		_, err := fmt.Fprintf(w, "handover:    no KHO debugfs directory %s\n",
-			r.HandoverError)
+		_, err := fmt.Fprintln(w, "handover:    no KHO debugfs directory")
 		return err
+	}
+	if r.HandoverError != "" {
+		fmt.Fprintf(w, "handover:    %s\n", r.HandoverError)
 	}
 	for _, side := range []struct {
 		name string
@@ -162,8 +173,13 @@ func (e *env) capture(args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
+	if len(pos) != 1 || pos[0] == "" {
 		return usageError("capture takes one DIR, got %q", pos)
+	}
+	// The directory is made, but not its parents: a typo should not
+	// leave a tree behind.
+	if _, err := os.Stat(filepath.Dir(filepath.Clean(pos[0]))); err != nil {
+		return fmt.Errorf("capture directory: %w", err)
 	}
 
 	live, err := e.readLive()
@@ -173,6 +189,9 @@ func (e *env) capture(args []string) error {
 	defer live.Close()
 	if live.Arch == "" {
 		live.Arch = e.arch
+	}
+	if live.Denied != "" {
+		return fmt.Errorf("capture needs root: %s", live.Denied)
 	}
 	if err := kho.WriteCapture(pos[0], &live.System); err != nil {
 		return err

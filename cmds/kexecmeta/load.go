@@ -73,6 +73,9 @@ func (e *env) boot(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := xo.check(fs); err != nil {
+		return err
+	}
 	if err := e.doLoad(kernel, lo); err != nil {
 		return err
 	}
@@ -95,6 +98,7 @@ func oneKernel(pos []string) (string, error) {
 // loadPlan is everything load decided before the call; `load --dry-run
 // --json` prints it.
 type loadPlan struct {
+	Schema   int       `json:"schema"`
 	Kernel   string    `json:"kernel"`
 	Image    planImage `json:"image"`
 	Initrds  []string  `json:"initrds"`
@@ -129,6 +133,21 @@ type planKHO struct {
 	Carries  bool                `json:"carries_handover"`
 	Why      string              `json:"handover_note,omitempty"`
 	Finalize string              `json:"finalize"`
+}
+
+// planSchema is the version of the `load --dry-run --json` output.
+const planSchema = 1
+
+// check refuses options that contradict each other.
+func (o loadOpts) check() error {
+	switch {
+	case o.reuse && o.cmdline != "":
+		return usageError("--cmdline and --reuse-cmdline exclude each " +
+			"other: use --reuse-cmdline with --append and --remove")
+	case o.json && !o.dryRun:
+		return usageError("--json goes with --dry-run")
+	}
+	return nil
 }
 
 // Finalize moments, for 6.16-7.0 kernels.
@@ -179,17 +198,16 @@ func (e *env) doLoad(kernel string, o loadOpts) error {
 		return err
 	}
 	defer live.Close()
-	p := loadPlan{Kernel: kernel, Initrds: o.initrds}
+	if err := o.check(); err != nil {
+		return err
+	}
+	p := loadPlan{Schema: planSchema, Kernel: kernel, Initrds: o.initrds}
 	p.KHO.On = live.KHO != nil
 
 	// The command line.
 	p.Cmdline, p.KHOParam, err = e.buildCmdline(o, p.KHO.On)
 	if err != nil {
 		return err
-	}
-	if p.KHOParam {
-		fmt.Fprintln(e.stderr, "kexecmeta: added kho=on to the command "+
-			"line (this kernel has KHO on; --no-kho-param leaves it out)")
 	}
 
 	// The kernel image: identified, unwrapped when the kernel would
@@ -204,14 +222,11 @@ func (e *env) doLoad(kernel string, o loadOpts) error {
 		return fmt.Errorf("kernel %s: %w", kernel, err)
 	}
 
-	// The initrds, joined.
-	var initrd *os.File
+	// The initrds, checked without reading them.
 	if len(o.initrds) > 0 {
-		initrd, p.Initrd, err = kexecload.JoinInitrds(o.initrds)
-		if err != nil {
+		if p.Initrd, err = kexecload.InitrdSize(o.initrds); err != nil {
 			return err
 		}
-		defer initrd.Close()
 	} else {
 		p.Flags |= kexecload.FileNoInitramfs
 	}
@@ -223,6 +238,20 @@ func (e *env) doLoad(kernel string, o loadOpts) error {
 
 	if o.dryRun {
 		return printPlan(e.stdout, p, o.json)
+	}
+	if p.KHOParam {
+		fmt.Fprintln(e.stderr, "kexecmeta: added kho=on to the command "+
+			"line (this kernel has KHO on; --no-kho-param leaves it out)")
+	}
+
+	// Join the initrds and load.
+	var initrd *os.File
+	if len(o.initrds) > 0 {
+		initrd, p.Initrd, err = kexecload.JoinInitrds(o.initrds)
+		if err != nil {
+			return err
+		}
+		defer initrd.Close()
 	}
 	if p.KHO.Finalize == finalizeBeforeLoad {
 		if err := e.finalize(); err != nil {
@@ -249,13 +278,20 @@ func (e *env) doLoad(kernel string, o loadOpts) error {
 // when kexec_file_load would refuse its compressed form.
 func openKernel(path string, pi *planImage) (*os.File, *kexecload.Image,
 	error) {
+	// Stat first: opening a FIFO would block.
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return nil, nil, fmt.Errorf("opening kernel: %w", err)
+	case !fi.Mode().IsRegular():
+		return nil, nil, fmt.Errorf("kernel %s: %w (%s)", path,
+			kexecload.ErrNotRegular, fi.Mode().Type())
+	case fi.Size() == 0:
+		return nil, nil, fmt.Errorf("kernel %s: the file is empty", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening kernel: %w", err)
-	}
-	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
-		err = fmt.Errorf("%s is not a regular file", path)
 	}
 	var img *kexecload.Image
 	if err == nil {
@@ -370,7 +406,11 @@ func printPlan(w io.Writer, p loadPlan, asJSON bool) error {
 		return err
 	}
 	fmt.Fprintf(w, "kho:       on; finalize: %s\n", p.KHO.Finalize)
-	fmt.Fprintf(w, "handover:  carries %v %s\n", p.KHO.Carries, p.KHO.Why)
+	fmt.Fprintf(w, "handover:  carries %v", p.KHO.Carries)
+	if p.KHO.Why != "" {
+		fmt.Fprintf(w, " (%s)", p.KHO.Why)
+	}
+	fmt.Fprintln(w)
 	for _, a := range p.KHO.Scratch {
 		fmt.Fprintf(w, "scratch:   %-7s %#x, %.1f MiB\n", a.Kind, a.Phys,
 			float64(a.Len)/(1<<20))

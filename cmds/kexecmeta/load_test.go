@@ -161,6 +161,24 @@ func TestLoad(t *testing.T) {
 			wantErr: os.ErrNotExist,
 		},
 		{
+			name:    "json without dry run",
+			sys:     running,
+			args:    []string{k72, "--json"},
+			wantErr: errUsage,
+		},
+		{
+			name:    "device as initrd",
+			sys:     running,
+			args:    []string{k72, "--initrd", "/dev/zero"},
+			wantErr: kexecload.ErrNotRegular,
+		},
+		{
+			name:    "device as kernel",
+			sys:     running,
+			args:    []string{"/dev/zero"},
+			wantErr: kexecload.ErrNotRegular,
+		},
+		{
 			name:    "initrd as kernel",
 			sys:     running,
 			args:    []string{initrd},
@@ -170,7 +188,7 @@ func TestLoad(t *testing.T) {
 			name:    "cmdline and reuse",
 			sys:     running,
 			args:    []string{k72, "--cmdline", "x", "--reuse-cmdline"},
-			wantErr: kexecload.ErrBaseAndReuse,
+			wantErr: errUsage,
 		},
 		{
 			name:    "newline refused",

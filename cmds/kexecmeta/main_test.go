@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -232,5 +234,78 @@ func TestExec(t *testing.T) {
 				t.Errorf("stderr = %q, want %q", stderr, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestAdvice(t *testing.T) {
+	call := func(errno unix.Errno) error {
+		return fmt.Errorf("loading: %w", &kexecload.CallError{
+			Call: "kexec_file_load(...)", Err: errno})
+	}
+	for _, tt := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"EACCES from the call", call(unix.EACCES), "noexec mount"},
+		{"EACCES opening a file", &os.PathError{Op: "open",
+			Path: "/k", Err: unix.EACCES}, "run kexecmeta as root"},
+		{"EADDRNOTAVAIL", call(unix.EADDRNOTAVAIL), "scratch"},
+		{"signature", call(unix.EKEYREJECTED), "signed image"},
+		{"ENOEXEC", call(unix.ENOEXEC), "does not recognise"},
+		{"ENOSYS", call(unix.ENOSYS), "does not fall back"},
+		{"no kexec", fmt.Errorf("x: %w", kexecload.ErrNoKexec),
+			"CONFIG_KEXEC_CORE"},
+		{"nothing loaded", kexecload.ErrNotLoaded, "load a kernel first"},
+		{"plain error", errors.New("boom"), ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _, _ := testEnv(t, kho.System{}, &fakeKernel{})
+			got := e.advice(tt.err)
+			if tt.want == "" && got != "" ||
+				!strings.Contains(got, tt.want) {
+				t.Errorf("advice(%v) = %q, want %q in it", tt.err, got,
+					tt.want)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"frobnicate"},
+		{"status", "extra"},
+		{"exec", "--sync-timeout", "-5s"},
+		{"exec", "--sync-timeout", "5s", "--no-sync"},
+		{"inspect", "--dir", ""},
+		{"capture"},
+		{"capture", ""},
+		{"load"},
+		{"load", "a", "b"},
+		{"unload", "x"},
+	} {
+		e, _, stderr := testEnv(t, kho.System{}, &fakeKernel{})
+		if code := e.exitCode(dispatch(e, args)); code != exitUsage {
+			t.Errorf("kexecmeta %q: exit %d, want %d (stderr %q)", args,
+				code, exitUsage, stderr)
+		}
+	}
+}
+
+func TestUnload(t *testing.T) {
+	for _, tt := range []struct {
+		loaded bool
+		want   string
+	}{{true, "kexecmeta: unloaded"}, {false, "nothing was loaded"}} {
+		k := &fakeKernel{loaded: tt.loaded}
+		e, stdout, _ := testEnv(t, kho.System{}, k)
+		if err := e.unload(nil); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(stdout.String(), tt.want) {
+			t.Errorf("unload (loaded %v) printed %q, want %q", tt.loaded,
+				stdout, tt.want)
+		}
 	}
 }

@@ -50,8 +50,11 @@ func newStatus(s *kho.System, arch, mounted string) statusReport {
 		Inherited: s.Inherited(),
 		Outgoing:  s.Outgoing(),
 	}
-	if s.KHO != nil {
+	switch {
+	case s.KHO != nil:
 		r.KHO.Debugfs = kho.Yes
+	case s.Denied != "":
+		r.KHO.Debugfs = kho.Unknown
 	}
 	if rec := r.Inherited.Record; rec != nil {
 		r.PreviousRelease = rec.PreviousRelease

@@ -26,75 +26,89 @@ var ErrEmptyInitrd = errors.New("initrd is empty")
 // ErrInitrdTooLarge is returned by JoinInitrds past MaxInitrdSize.
 var ErrInitrdTooLarge = errors.New("initrd too large")
 
-// JoinInitrds opens the initrds at paths, in order, as one file for
-// kexec_file_load(2), and returns it with its size. One regular file is
-// returned as itself. Several, or one that is not a regular file (a pipe,
-// say), are copied into a memfd, each padded with zeros to a multiple of 4
-// bytes as the kernel's initramfs unpacker wants between archives. A file
-// that cannot be opened is named in the error. The caller closes the
-// file.
-func JoinInitrds(paths []string) (*os.File, int64, error) {
+// ErrNotRegular is returned for an initrd or kernel that is not a regular
+// file: a device such as /dev/zero never ends, and a FIFO blocks.
+var ErrNotRegular = errors.New("not a regular file")
+
+// InitrdSize checks each initrd without reading it (regular, not empty,
+// not too large) and returns the size JoinInitrds will give them, padding
+// included, so that callers can check room before anything is copied.
+func InitrdSize(paths []string) (int64, error) {
 	if len(paths) == 0 {
-		return nil, 0, errors.New("joining initrds: no paths")
+		return 0, errors.New("joining initrds: no paths")
 	}
-
-	// One regular file is passed as it is. Anything else is opened only
-	// once: a pipe can be read only once.
-	var first *os.File
-	if len(paths) == 1 {
-		f, size, regular, err := openInitrd(paths[0])
+	var total int64
+	for i, p := range paths {
+		fi, err := os.Stat(p)
 		if err != nil {
-			return nil, 0, err
+			return 0, fmt.Errorf("opening initrd: %w", err)
 		}
-		if regular {
-			if size == 0 {
-				f.Close()
-				return nil, 0, fmt.Errorf("%w: %s", ErrEmptyInitrd,
-					paths[0])
-			}
-			if size > MaxInitrdSize {
-				f.Close()
-				return nil, 0, tooLarge(paths[0], size)
-			}
-			return f, size, nil
+		if !fi.Mode().IsRegular() {
+			return 0, fmt.Errorf("initrd %s: %w (%s)", p, ErrNotRegular,
+				fi.Mode().Type())
 		}
-		first = f
+		if fi.Size() == 0 {
+			return 0, fmt.Errorf("%w: %s", ErrEmptyInitrd, p)
+		}
+		total += fi.Size()
+		if total > MaxInitrdSize {
+			return 0, tooLarge(p, total)
+		}
+		if i < len(paths)-1 {
+			total += (4 - total%4) % 4
+		}
+	}
+	return total, nil
+}
+
+// JoinInitrds opens the initrds for kexec_file_load(2). One initrd is
+// returned as the opened file; several are concatenated in order into a
+// memfd, which the kernel reads like a file, each padded to a multiple of
+// 4 bytes as the kernel's initramfs unpacker wants between archives. Only
+// regular files are taken, checked with InitrdSize before any copying. A
+// file that cannot be opened is named in the error. The caller closes
+// the file.
+func JoinInitrds(paths []string) (*os.File, int64, error) {
+	want, err := InitrdSize(paths)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(paths) == 1 {
+		f, err := os.Open(paths[0])
+		if err != nil {
+			return nil, 0, fmt.Errorf("opening initrd: %w", err)
+		}
+		return f, want, nil
 	}
 
-	// Otherwise each is copied into a memfd in turn.
 	out, err := newMemfd("kexecload-initrd")
 	if err != nil {
-		if first != nil {
-			first.Close()
-		}
 		return nil, 0, err
 	}
-	total, err := copyInitrds(out, paths, first)
+	total, err := copyInitrds(out, paths)
+	if err == nil && total != want {
+		err = fmt.Errorf("joining initrds: got %d bytes, want %d (a "+
+			"file changed while it was read)", total, want)
+	}
+	if err == nil {
+		_, err = out.Seek(0, io.SeekStart)
+	}
 	if err != nil {
 		out.Close()
 		return nil, 0, err
-	}
-	if _, err := out.Seek(0, io.SeekStart); err != nil {
-		out.Close()
-		return nil, 0, fmt.Errorf("joining initrds: %w", err)
 	}
 	return out, total, nil
 }
 
-// copyInitrds appends each initrd to out, padding all but the last. first,
-// when not nil, is paths[0] already open; it is closed.
-func copyInitrds(out *os.File, paths []string, first *os.File) (int64,
-	error) {
+// copyInitrds appends each initrd to out, padding all but the last.
+func copyInitrds(out *os.File, paths []string) (int64, error) {
 	var total int64
 	for i, p := range paths {
-		f := first
-		if i > 0 || f == nil {
-			var err error
-			if f, _, _, err = openInitrd(p); err != nil {
-				return 0, err
-			}
+		f, err := os.Open(p)
+		if err != nil {
+			return 0, fmt.Errorf("opening initrd: %w", err)
 		}
-		// The limit stops a growing file or endless pipe early.
+		// The limit stops a file that grows while it is read.
 		n, err := io.Copy(out, io.LimitReader(f, MaxInitrdSize-total+1))
 		f.Close()
 		total += n
@@ -111,30 +125,7 @@ func copyInitrds(out *os.File, paths []string, first *os.File) (int64,
 			total += pad
 		}
 	}
-	if total == 0 {
-		return 0, fmt.Errorf("%w: %q", ErrEmptyInitrd, paths)
-	}
 	return total, nil
-}
-
-// openInitrd opens an initrd for reading and says whether it is a
-// regular file, and its size if so.
-func openInitrd(path string) (*os.File, int64, bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, false, fmt.Errorf("opening initrd: %w", err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, false, fmt.Errorf("opening initrd: %w", err)
-	}
-	if fi.IsDir() {
-		f.Close()
-		return nil, 0, false, fmt.Errorf("opening initrd %s: is a "+
-			"directory", path)
-	}
-	return f, fi.Size(), fi.Mode().IsRegular(), nil
 }
 
 func tooLarge(path string, size int64) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -83,12 +84,19 @@ var ErrNotLoaded = errors.New("no kernel is loaded for kexec")
 // without an error: the handoff did not happen.
 var ErrReturned = errors.New("reboot(LINUX_REBOOT_CMD_KEXEC) returned")
 
+// ErrNoKexec means the running kernel has no kexec support at all
+// (CONFIG_KEXEC_CORE is off: there is no /sys/kernel/kexec_loaded).
+var ErrNoKexec = errors.New("the running kernel has no kexec support")
+
 // LoadedPath is where the kernel says whether an image is loaded.
 const LoadedPath = "/sys/kernel/kexec_loaded"
 
 // Loaded says whether a kexec image is loaded.
 func (s *Syscalls) Loaded() (bool, error) {
 	b, err := s.ReadFile(LoadedPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("%w (no %s)", ErrNoKexec, LoadedPath)
+	}
 	if err != nil {
 		return false, fmt.Errorf("reading %s: %w", LoadedPath, err)
 	}

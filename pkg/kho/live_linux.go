@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,8 +59,17 @@ func ReadLive() (*Live, error) {
 	if err := l.mountDebugfs(); err != nil {
 		return nil, err
 	}
-	if fi, err := os.Stat(DebugfsDir); err == nil && fi.IsDir() {
+	fi, err := os.Stat(DebugfsDir)
+	switch {
+	case err == nil && fi.IsDir():
 		l.KHO = os.DirFS(DebugfsDir)
+	case errors.Is(err, fs.ErrPermission):
+		l.Denied = "reading " + DebugfsDir + ": permission denied; " +
+			"it is readable by root only"
+	}
+	if l.KHO == nil && l.Denied == "" && os.Geteuid() != 0 {
+		l.Denied = "not root: the KHO debugfs directory is readable " +
+			"by root only, and debugfs is mounted by root"
 	}
 	l.Log, _ = ReadKernelLog()
 	l.SetupData = readSetupData(setupDataDir)
@@ -81,6 +91,8 @@ func (l *Live) mountDebugfs() error {
 	if err != nil {
 		if errors.Is(err, unix.EPERM) {
 			// Not root: the status can still come from the log.
+			l.Denied = "mounting debugfs on " + DebugfsMount +
+				" needs root"
 			return nil
 		}
 		return fmt.Errorf("mount(debugfs, %s, debugfs, 0) = %w",

@@ -49,6 +49,10 @@ const (
 	// ReasonRejected: a record came but the kernel rules reject it.
 	ReasonRejected Reason = "record-rejected"
 
+	// ReasonDenied: the KHO debugfs directory is root-only and the
+	// kernel log holds no record line: run as root.
+	ReasonDenied Reason = "permission-denied"
+
 	// ReasonUnknown: the evidence does not tell (for example the log is
 	// unreadable and debugfs is absent).
 	ReasonUnknown Reason = "unknown"
@@ -88,6 +92,10 @@ type System struct {
 
 	// Debugfs says whether the kernel supports debugfs at all.
 	Debugfs Tristate
+
+	// Denied says why the KHO debugfs directory could not be read for
+	// lack of privilege (it is root-only), "" when it could.
+	Denied string
 
 	// Log is the kernel log, one message a line, nil when unreadable.
 	Log []string
@@ -370,6 +378,10 @@ func (s *System) absentReason() Inheritance {
 				"previous kernel is older than 7.1"}
 	}
 
+	if s.Denied != "" {
+		return Inheritance{Reason: ReasonDenied, Detail: s.Denied}
+	}
+
 	// Without it, only the boot parameters can tell a cold boot.
 	if passed == No && s.Enabled() == Yes {
 		return Inheritance{Reason: ReasonColdBoot,
@@ -429,6 +441,9 @@ func (s *System) Outgoing() Outgoing {
 	if s.KHO == nil {
 		if r, ok := s.offReason(); ok {
 			return Outgoing{Reason: r.Reason, Detail: r.Detail}
+		}
+		if s.Denied != "" {
+			return Outgoing{Reason: ReasonDenied, Detail: s.Denied}
 		}
 		return Outgoing{Reason: ReasonNoDebugfs,
 			Detail: "the KHO debugfs directory is absent"}

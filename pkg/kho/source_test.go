@@ -156,6 +156,12 @@ func TestInherited(t *testing.T) {
 			wantReason: ReasonNoDebugfs,
 		},
 		{
+			name: "not root",
+			sys: System{Config: khoConfig, Cmdline: "kho=on",
+				Denied: "not root"},
+			wantReason: ReasonDenied,
+		},
+		{
 			name:       "nothing known",
 			sys:        System{},
 			wantReason: ReasonUnknown,
