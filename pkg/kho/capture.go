@@ -50,9 +50,11 @@ func configKeep(name string) bool {
 }
 
 // skipCapture names the debugfs files a capture must not read: the
-// incoming LUO blob points at memory LUO frees early in boot.
+// incoming LUO blob points at memory LUO frees early in boot. The capture
+// holds an empty file in its place, so that ReadState lists the blob, as
+// it does on the running kernel, without reading it there either.
 func skipCapture(name string) bool {
-	return name == "in/sub_fdts/LUO"
+	return name == "in/sub_fdts/"+LUOName
 }
 
 // maxCaptureFiles caps how many files a capture copies or reads back.
@@ -112,12 +114,15 @@ func copyFS(dst string, fsys fs.FS) error {
 		if d.IsDir() {
 			return os.MkdirAll(target, 0o755)
 		}
-		if skipCapture(name) || !d.Type().IsRegular() {
+		if !d.Type().IsRegular() {
 			return nil
 		}
 		if n++; n > maxCaptureFiles {
 			return fmt.Errorf("capturing: more than %d files",
 				maxCaptureFiles)
+		}
+		if skipCapture(name) {
+			return os.WriteFile(target, nil, 0o644)
 		}
 		b, err := readCapped(fsys, name, MaxBlobSize)
 		if err != nil {
@@ -127,9 +132,15 @@ func copyFS(dst string, fsys fs.FS) error {
 	})
 }
 
-// ReadCapture reads a directory WriteCapture wrote.
+// ReadCapture reads a directory WriteCapture wrote. The capture is
+// untrusted: only regular files and directories are read, none through a
+// symlink (see capturedFS).
 func ReadCapture(dir string) (*System, error) {
-	f, err := os.Open(filepath.Join(dir, CaptureFile))
+	name := filepath.Join(dir, CaptureFile)
+	if _, err := lstatPlain(name); err != nil {
+		return nil, fmt.Errorf("reading capture: %w", err)
+	}
+	f, err := os.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("reading capture: %w", err)
 	}
@@ -157,10 +168,57 @@ func ReadCapture(dir string) (*System, error) {
 		s.Log = s.Log[:maxLogLines]
 	}
 	khoDir := filepath.Join(dir, CaptureKHODir)
-	if fi, err := os.Stat(khoDir); err == nil && fi.IsDir() {
-		s.KHO = os.DirFS(khoDir)
-	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	fi, err := lstatPlain(khoDir)
+	switch {
+	case err == nil && fi.IsDir():
+		s.KHO = capturedFS(khoDir)
+	case err == nil:
+		return nil, fmt.Errorf("reading capture: %s is not a directory",
+			khoDir)
+	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("reading capture: %w", err)
 	}
 	return s, nil
+}
+
+// errNotPlain means a capture holds something other than a regular file
+// or directory where one is read: a symlink, FIFO, device or socket.
+var errNotPlain = errors.New("not a regular file or directory")
+
+// lstatPlain stats name without following a symlink, and fails unless it
+// is a regular file or a directory.
+func lstatPlain(name string) (fs.FileInfo, error) {
+	fi, err := os.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() && !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errNotPlain}
+	}
+	return fi, nil
+}
+
+// capturedFS serves the kho/ directory of a capture. It opens only
+// regular files and directories, and follows no symlink in any part of
+// a name, so that a hostile capture can point neither outside itself
+// (at the reader's own debugfs, whose in/sub_fdts/LUO must never be
+// read) nor at a FIFO or device that would block or never end.
+type capturedFS string
+
+// Open opens name after checking each part of its path.
+func (c capturedFS) Open(name string) (fs.File, error) {
+	if !fs.ValidPath(name) {
+		return nil, &fs.PathError{Op: "open", Path: name,
+			Err: fs.ErrInvalid}
+	}
+	if name != "." {
+		p := string(c)
+		for _, part := range strings.Split(name, "/") {
+			p = filepath.Join(p, part)
+			if _, err := lstatPlain(p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return os.DirFS(string(c)).Open(name)
 }

@@ -11,14 +11,15 @@ import (
 	"github.com/u-root/u-root/pkg/dt"
 )
 
-// fdtSeeds are well-formed FDTs of every kind this package reads.
+// fdtSeeds are well-formed FDTs of every kind this package reads, and
+// the real ones (and the truncated out/fdt) of the captures in testdata.
 func fdtSeeds(tb testing.TB) [][]byte {
-	return [][]byte{
+	return append([][]byte{
 		v1Tree(tb), v3Tree(tb), v4Tree(tb),
 		khoTree(tb, "kho-v9", 1, v1Sub("a", 2), v4Sub("b", 3, 4)),
 		memblockFDT(tb, reserveMem("oops", 0x1000, 0x2000)),
 		rawFDT(tokens(fdtBeginNode, "", fdtNop, fdtEndNode, fdtEnd), nil),
-	}
+	}, testdataFDTs(tb)...)
 }
 
 // checkFDTError checks what every FDT parser's error must be.
@@ -68,6 +69,10 @@ func FuzzParseScratch(f *testing.F) {
 		[]byte("0x2000000\n0x2000000\n0x1000000\n"))
 	f.Add([]byte("0x0\n0xffffffffffffffff"), []byte("0x1\n0x2\n"))
 	f.Add([]byte(""), []byte("0x1\n"))
+	for _, c := range testdataCaptures(f) {
+		f.Add(testdataFile(f, c, "out/scratch_phys"),
+			testdataFile(f, c, "out/scratch_len"))
+	}
 	f.Fuzz(func(t *testing.T, phys, length []byte) {
 		areas, err := ParseScratch(phys, length)
 		if err != nil {
@@ -118,6 +123,9 @@ func FuzzParseMemblock(f *testing.F) {
 
 func FuzzParseLUO(f *testing.F) {
 	f.Add(luoRaw("luo-v5"))
+	for _, s := range testdataFiles(f, "out/sub_fdts/"+LUOName) {
+		f.Add(s)
+	}
 	for _, s := range fdtSeeds(f) {
 		f.Add(s)
 	}
@@ -145,6 +153,13 @@ func FuzzReadState(f *testing.F) {
 		[]byte("0x3\n0x4\n"), []byte("1\n"))
 	f.Add(v1Tree(f), []byte{}, []byte{1, 0, 0}, v4Tree(f), []byte("0x"),
 		[]byte(""), []byte("x"))
+	for _, c := range testdataCaptures(f) {
+		read := func(name string) []byte { return testdataFile(f, c, name) }
+		f.Add(read("in/fdt"), read("out/fdt"),
+			read("in/sub_fdts/"+MetadataName),
+			read("in/sub_fdts/"+MemblockName), read("out/scratch_phys"),
+			read("out/scratch_len"), read("out/finalize"))
+	}
 	f.Fuzz(func(t *testing.T, inFDT, outFDT, meta, memblock, phys,
 		length, finalize []byte) {
 		m := fstest.MapFS{
