@@ -1,7 +1,6 @@
 package kho
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"errors"
@@ -149,28 +148,6 @@ func readConfig(path string) map[string]string {
 		return nil
 	}
 	return ParseConfig(b)
-}
-
-// ParseConfig parses kernel .config text into CONFIG_ names and values.
-// "# CONFIG_X is not set" lines map X to "n".
-func ParseConfig(b []byte) map[string]string {
-	m := make(map[string]string)
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for sc.Scan() {
-		l := sc.Text()
-		if name, ok := strings.CutPrefix(l, "# "); ok {
-			if name, ok := strings.CutSuffix(name, " is not set"); ok {
-				m[name] = "n"
-			}
-			continue
-		}
-		if k, v, ok := strings.Cut(l, "="); ok &&
-			strings.HasPrefix(k, "CONFIG_") {
-			m[k] = v
-		}
-	}
-	return m
 }
 
 // readSetupData lists the x86 setup_data types, nil when not there.

@@ -281,7 +281,8 @@ var (
 // message. The version is not in the line; a logged record is version 1.
 func ParseExecFrom(line string) (Record, bool) {
 	m := execFromRE.FindStringSubmatch(line)
-	if m == nil {
+	if m == nil || len(m[1]) > releaseLen-1 {
+		// The regexp counts characters; the kernel's field is bytes.
 		return Record{}, false
 	}
 	n, err := strconv.ParseUint(m[2], 10, 32)

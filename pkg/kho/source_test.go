@@ -1,6 +1,7 @@
 package kho
 
 import (
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -213,6 +214,10 @@ func TestParseExecFrom(t *testing.T) {
 		{"KHO: exec from:  (count 0)", true, Record{1, "", 0}},
 		{"KHO: exec from: x (count 99999999999)", false, Record{}},
 		{"KHO: exec from: x (count -1)", false, Record{}},
+		// 22 three-byte runes: 22 characters but 66 bytes, more than
+		// the kernel's 64-byte field can hold.
+		{"KHO: exec from: " + strings.Repeat("\u20ac", 22) + " (count 1)",
+			false, Record{}},
 		{"exec from: 7.2 (count 1)", false, Record{}},
 	} {
 		got, ok := ParseExecFrom(tt.line)

@@ -162,6 +162,7 @@ func readSide(fsys fs.FS, dir string) *Side {
 	switch {
 	case err == nil:
 		s.Tree, s.TreeErr = ParseTree(b)
+		s.TreeErr = explainShortFDT(s.TreeErr, b, dir)
 	case !errors.Is(err, fs.ErrNotExist):
 		s.TreeErr = err
 	}
@@ -172,6 +173,24 @@ func readSide(fsys fs.FS, dir string) *Side {
 		s.readFinalize(fsys)
 	}
 	return s
+}
+
+// explainShortFDT says why an FDT read from debugfs is shorter than its
+// header's totalsize. Linux 7.2 creates kho/out/fdt with the size the FDT
+// has in kho_init; subtrees added later (LUO, memblock with reserve_mem=)
+// grow the FDT, but not the debugfs file. The handover itself is whole.
+func explainShortFDT(err error, b []byte, dir string) error {
+	if !errors.Is(err, ErrTruncated) || len(b) < 8 {
+		return err
+	}
+	total := fdtOrder.Uint32(b[4:])
+	if int64(total) <= int64(len(b)) {
+		return err
+	}
+	return fmt.Errorf("%w; debugfs %s/fdt shows %d of the FDT's %d "+
+		"bytes: the kernel sized the file before later subtrees grew "+
+		"the tree, and %s/sub_fdts still lists every blob", err, dir,
+		len(b), total, dir)
 }
 
 // readBlobs reads dir/sub_fdts.
