@@ -10,6 +10,9 @@ import (
 // for the whole timeout, as it does on a dead network mount.
 var ErrSyncStalled = errors.New("sync(2) made no progress")
 
+// syncPoll is how often SyncWatched reads the dirty counts.
+var syncPoll = time.Second
+
 // SyncProgress is one report of SyncWatched: how much data is still dirty
 // or under writeback, and for how long sync(2) has run.
 type SyncProgress struct {
@@ -20,8 +23,10 @@ type SyncProgress struct {
 // SyncWatched flushes every filesystem with sync(2) and watches the dirty
 // and writeback page counts while it runs. It returns when sync returns,
 // or with ErrSyncStalled when the counts have not fallen for timeout (the
-// sync goes on in the background, stuck in the kernel). A timeout of 0
-// waits for ever. progress, when not nil, is called about once a second.
+// sync goes on in the background, stuck in the kernel). Each fall starts
+// the timeout again, so a slow but moving flush is waited for. A timeout
+// of 0 waits for ever. progress, when not nil, is called about once a
+// second.
 func (s *Syscalls) SyncWatched(timeout time.Duration,
 	progress func(SyncProgress)) error {
 	done := make(chan struct{})
@@ -33,7 +38,7 @@ func (s *Syscalls) SyncWatched(timeout time.Duration,
 	start := time.Now()
 	lastProgress := start
 	best, _ := s.dirtyKB()
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(syncPoll)
 	defer tick.Stop()
 	for {
 		select {
