@@ -108,6 +108,14 @@ func sharedInitramfs(t *testing.T) string {
 // boots that ran. It logs how long the VM ran.
 func runChain(t *testing.T, name string, c chain.Config) []chain.Boot {
 	t.Helper()
+	return runChainIn(t, name, testtmp.TempDir(t), c)
+}
+
+// runChainIn is runChain laying out the run in dir (see chain.Setup),
+// for a caller that reads what the guest left there.
+func runChainIn(t *testing.T, name, dir string,
+	c chain.Config) []chain.Boot {
+	t.Helper()
 	if c.Initramfs == "" {
 		c.Initramfs = sharedInitramfs(t)
 	}
@@ -121,7 +129,7 @@ func runChain(t *testing.T, name string, c chain.Config) []chain.Boot {
 	for i, k := range c.Boots {
 		t.Logf("boot %d: %s (%s) %s", i+1, k.Series, k.Release, k.Path)
 	}
-	fns, err := chain.Setup(testtmp.TempDir(t), c)
+	fns, err := chain.Setup(dir, c)
 	if err != nil {
 		t.Fatal(err)
 	}

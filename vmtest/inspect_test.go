@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,9 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hugelgupf/vmtest/qemu"
 	"github.com/hugelgupf/vmtest/testtmp"
 	"github.com/kexecmeta/kexecmeta/pkg/kho"
 	"github.com/kexecmeta/kexecmeta/vmtest/chain"
@@ -126,31 +123,8 @@ func inspectSteps() string {
 func runInspect(t *testing.T, name string, c chain.Config) (string,
 	[]chain.Boot) {
 	t.Helper()
-	c.Initramfs = sharedInitramfs(t)
 	dir := testtmp.TempDir(t)
-	fns, err := chain.Setup(dir, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, k := range c.Boots {
-		t.Logf("boot %d: %s (%s) %s", i+1, k.Series, k.Release, k.Path)
-	}
-
-	start := time.Now()
-	vm := qemu.StartT(t, name, chain.Arch, fns...)
-	got, err := chain.Read(vm.Console, len(c.Boots), chain.IdleTimeout)
-	if err != nil {
-		t.Errorf("chain.Read: %v", err)
-		err := vm.Kill()
-		if err != nil && !errors.Is(err, os.ErrProcessDone) {
-			t.Errorf("killing the VM: %v", err)
-		}
-	}
-	if err := vm.Wait(); err != nil {
-		t.Errorf("VM: %v", err)
-	}
-	t.Logf("%s: %d boots ran in %v", name, len(got),
-		time.Since(start).Round(time.Millisecond))
+	got := runChainIn(t, name, dir, c)
 	if err := chain.Check(c.Boots, got); err != nil {
 		t.Errorf("chain.Check:\n%v", err)
 	}

@@ -48,11 +48,7 @@ func (e *env) load(args []string) error {
 	fs := newFlagSet("load")
 	var o loadOpts
 	o.flags(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	kernel, err := oneKernel(pos)
+	kernel, err := parseKernelArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -65,11 +61,7 @@ func (e *env) boot(args []string) error {
 	var xo execOpts
 	lo.flags(fs)
 	xo.flags(fs)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		return err
-	}
-	kernel, err := oneKernel(pos)
+	kernel, err := parseKernelArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -85,7 +77,12 @@ func (e *env) boot(args []string) error {
 	return e.handoff(xo)
 }
 
-func oneKernel(pos []string) (string, error) {
+// parseKernelArgs parses flags around exactly one KERNEL.
+func parseKernelArgs(fs *flag.FlagSet, args []string) (string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return "", err
+	}
 	switch len(pos) {
 	case 0:
 		return "", usageError("no KERNEL given")

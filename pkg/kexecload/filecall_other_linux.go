@@ -1,4 +1,4 @@
-//go:build linux && !(amd64 || arm || arm64 || loong64 || ppc || ppc64 || ppc64le || riscv64 || s390x)
+//go:build 386 || mips || mipsle || mips64 || mips64le
 
 package kexecload
 
