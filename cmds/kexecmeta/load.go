@@ -281,8 +281,7 @@ func openKernel(path string, pi *planImage) (*os.File, *kexecload.Image,
 	case err != nil:
 		return nil, nil, fmt.Errorf("opening kernel: %w", err)
 	case !fi.Mode().IsRegular():
-		return nil, nil, fmt.Errorf("kernel %s: %w (%s)", path,
-			kexecload.ErrNotRegular, fi.Mode().Type())
+		return nil, nil, kexecload.NotRegular("kernel", path, fi.Mode())
 	case fi.Size() == 0:
 		return nil, nil, fmt.Errorf("kernel %s: the file is empty", path)
 	}

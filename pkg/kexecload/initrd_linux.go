@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +31,25 @@ var ErrInitrdTooLarge = errors.New("initrd too large")
 // file: a device such as /dev/zero never ends, and a FIFO blocks.
 var ErrNotRegular = errors.New("not a regular file")
 
+// NotRegular is the error for a file of the given role ("kernel",
+// "initrd") that is not a regular file; it matches ErrNotRegular.
+func NotRegular(role, path string, mode fs.FileMode) error {
+	kind := "not a regular file"
+	switch {
+	case mode.IsDir():
+		kind = "a directory"
+	case mode&fs.ModeNamedPipe != 0:
+		kind = "a FIFO"
+	case mode&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case mode&fs.ModeDevice != 0:
+		kind = "a block device"
+	case mode&fs.ModeSocket != 0:
+		kind = "a socket"
+	}
+	return fmt.Errorf("%s %s is %s: %w", role, path, kind, ErrNotRegular)
+}
+
 // InitrdSize checks each initrd without reading it (regular, not empty,
 // not too large) and returns the size JoinInitrds will give them, padding
 // included, so that callers can check room before anything is copied.
@@ -44,8 +64,7 @@ func InitrdSize(paths []string) (int64, error) {
 			return 0, fmt.Errorf("opening initrd: %w", err)
 		}
 		if !fi.Mode().IsRegular() {
-			return 0, fmt.Errorf("initrd %s: %w (%s)", p, ErrNotRegular,
-				fi.Mode().Type())
+			return 0, NotRegular("initrd", p, fi.Mode())
 		}
 		if fi.Size() == 0 {
 			return 0, fmt.Errorf("%w: %s", ErrEmptyInitrd, p)
