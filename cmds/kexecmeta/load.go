@@ -395,7 +395,11 @@ func printPlan(w io.Writer, p loadPlan, asJSON bool) error {
 		fmt.Fprintf(w, "initrd:    %s\n", i)
 	}
 	fmt.Fprintf(w, "initrds:   %d bytes in all\n", p.Initrd)
-	fmt.Fprintf(w, "cmdline:   %s\n", p.Cmdline)
+	if p.Cmdline == "" {
+		fmt.Fprintln(w, "cmdline:   (empty)")
+	} else {
+		fmt.Fprintf(w, "cmdline:   %s\n", p.Cmdline)
+	}
 	fmt.Fprintf(w, "length:    %d of at most %d bytes\n", p.CmdLen, p.CmdMax)
 	if !p.KHO.On {
 		_, err := fmt.Fprintln(w, "kho:       off in this kernel")
