@@ -142,3 +142,13 @@ func capEff(status string) (uint64, bool) {
 	}
 	return 0, false
 }
+
+// errorsIsAny reports whether err matches any target.
+func errorsIsAny(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
+}

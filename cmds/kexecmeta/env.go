@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"os"
-	"runtime"
 
 	"github.com/kexecmeta/kexecmeta/pkg/kexecload"
 	"github.com/kexecmeta/kexecmeta/pkg/kho"
@@ -30,9 +29,6 @@ type env struct {
 
 	// kmsg is where the handoff line goes into the kernel log.
 	kmsg string
-
-	// arch is the machine architecture, in uname -m terms.
-	arch string
 }
 
 func newEnv(stdout, stderr io.Writer) *env {
@@ -49,19 +45,5 @@ func newEnv(stdout, stderr io.Writer) *env {
 		stateDir:    state,
 		khoDir:      kho.DebugfsDir,
 		kmsg:        "/dev/kmsg",
-		arch:        unameMachine(runtime.GOARCH),
 	}
-}
-
-// unameMachine names a Go architecture as uname -m does.
-func unameMachine(goarch string) string {
-	switch goarch {
-	case "amd64":
-		return "x86_64"
-	case "arm64":
-		return "aarch64"
-	case "386":
-		return "i686"
-	}
-	return goarch
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -13,9 +12,6 @@ import (
 	"github.com/kexecmeta/kexecmeta/pkg/kho"
 )
 
-// errReturned marks an exec that came back: the system runs on.
-var errReturned = kexecload.ErrReturned
-
 // execOpts are the options of exec and boot.
 type execOpts struct {
 	syncTimeout time.Duration
@@ -24,15 +20,11 @@ type execOpts struct {
 
 // check refuses options that contradict each other, after parsing fs.
 func (o execOpts) check(fs *flag.FlagSet) error {
-	timeoutSet := false
-	fs.Visit(func(f *flag.Flag) {
-		timeoutSet = timeoutSet || f.Name == "sync-timeout"
-	})
 	switch {
 	case o.syncTimeout < 0:
 		return usageError("--sync-timeout %v: want 0 (no limit) or more",
 			o.syncTimeout)
-	case timeoutSet && o.noSync:
+	case flagGiven(fs, "sync-timeout") && o.noSync:
 		return usageError("--sync-timeout and --no-sync exclude each other")
 	}
 	return nil
@@ -118,7 +110,7 @@ func (e *env) handoff(o execOpts) error {
 		return err
 	}
 	defer live.Close()
-	r := newStatus(&live.System, e.arch, live.Mounted())
+	r := newStatus(&live.System, live.Mounted())
 	if err := verifyOutgoing(r); err != nil {
 		return err
 	}
@@ -224,14 +216,4 @@ func (e *env) unload(args []string) error {
 	}
 	fmt.Fprintln(e.stdout, "kexecmeta: unloaded")
 	return nil
-}
-
-// errorsIsAny reports whether err matches any target.
-func errorsIsAny(err error, targets ...error) bool {
-	for _, t := range targets {
-		if errors.Is(err, t) {
-			return true
-		}
-	}
-	return false
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,7 +27,7 @@ type inspectReport struct {
 }
 
 func newInspect(s *kho.System, mounted string) inspectReport {
-	r := inspectReport{statusReport: newStatus(s, s.Arch, mounted)}
+	r := inspectReport{statusReport: newStatus(s, mounted)}
 	if v, err := kho.ParseRelease(s.Release); err == nil &&
 		r.KHO.Built != kho.No {
 		r.ABI, _ = kho.GenerationOfRelease(v)
@@ -54,8 +53,7 @@ func (e *env) inspect(args []string) error {
 	if len(pos) > 0 {
 		return usageError("inspect takes no arguments, got %q", pos)
 	}
-	fromDir := false
-	fs.Visit(func(f *flag.Flag) { fromDir = fromDir || f.Name == "dir" })
+	fromDir := flagGiven(fs, "dir")
 	if fromDir && *dir == "" {
 		return usageError("--dir needs a directory, got \"\"")
 	}
@@ -71,9 +69,6 @@ func (e *env) inspect(args []string) error {
 		live, err := e.readLive()
 		if err != nil {
 			return err
-		}
-		if live.Arch == "" {
-			live.Arch = e.arch
 		}
 		r = newInspect(&live.System, live.Mounted())
 		if err := live.Close(); err != nil {
@@ -187,9 +182,6 @@ func (e *env) capture(args []string) error {
 		return err
 	}
 	defer live.Close()
-	if live.Arch == "" {
-		live.Arch = e.arch
-	}
 	if live.Denied != "" {
 		return fmt.Errorf("capture needs root: %s", live.Denied)
 	}

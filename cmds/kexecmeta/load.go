@@ -178,7 +178,7 @@ func finalizeMoment(release, cmdline string) string {
 	if err != nil || !kho.NeedsFinalize(v) {
 		return finalizeNone
 	}
-	if v, ok := kho.LastParam(cmdline, "liveupdate"); ok && v == "on" {
+	if on, _ := kho.ParamOn(cmdline, "liveupdate"); on {
 		// LUO finalizes by itself on these kernels.
 		return finalizeNone
 	}
@@ -321,12 +321,11 @@ func (e *env) preflightKHO(p *loadPlan, s *kho.System,
 	img *kexecload.Image, o loadOpts) error {
 	p.KHO.Finalize = finalizeNone
 	if !p.KHO.On {
-		if v, ok := kho.LastParam(s.Cmdline, "kho"); ok && v != "off" &&
-			v != "0" && v != "n" {
+		if on, _ := kho.ParamOn(s.Cmdline, "kho"); on {
 			in := s.Inherited()
 			fmt.Fprintf(e.stderr, "kexecmeta: warning: this kernel was "+
-				"booted with kho=%s but KHO is off (%s: %s): the next "+
-				"kernel gets no handover and starts a new chain\n", v,
+				"booted with KHO on but KHO is off (%s: %s): the next "+
+				"kernel gets no handover and starts a new chain\n",
 				in.Reason, in.Detail)
 			if o.requireHandover {
 				return fmt.Errorf("%w: KHO is off in this kernel",

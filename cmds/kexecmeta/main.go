@@ -77,6 +77,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/kexecmeta/kexecmeta/pkg/kexecload"
 )
 
 // Exit codes.
@@ -135,7 +137,7 @@ func (e *env) exitCode(err error) int {
 	if hint := e.advice(err); hint != "" {
 		fmt.Fprintf(stderr, "kexecmeta: hint: %s\n", hint)
 	}
-	if errors.Is(err, errReturned) {
+	if errors.Is(err, kexecload.ErrReturned) {
 		return exitReturned
 	}
 	return exitFailure
@@ -172,6 +174,13 @@ func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	return fs
+}
+
+// flagGiven says whether the flag name was set on the command line.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // parseInterspersed parses flags that may come before or after the

@@ -44,7 +44,6 @@ func testEnv(t *testing.T, sys kho.System, k *fakeKernel) (*env,
 	e.stateDir = t.TempDir()
 	e.kmsg = filepath.Join(t.TempDir(), "kmsg")
 	e.procCmdline = filepath.Join(t.TempDir(), "missing")
-	e.arch = "x86_64"
 	e.readLive = func() (*kho.Live, error) {
 		return &kho.Live{System: sys}, nil
 	}

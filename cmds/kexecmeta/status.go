@@ -36,11 +36,11 @@ type khoReport struct {
 }
 
 // newStatus builds the report from one boot's evidence.
-func newStatus(s *kho.System, arch, mounted string) statusReport {
+func newStatus(s *kho.System, mounted string) statusReport {
 	r := statusReport{
 		Schema:  statusSchema,
 		Release: s.Release,
-		Arch:    arch,
+		Arch:    s.Arch,
 		KHO: khoReport{
 			Built:   s.Built(),
 			Enabled: s.Enabled(),
@@ -78,7 +78,7 @@ func (e *env) status(args []string) error {
 	if err != nil {
 		return err
 	}
-	r := newStatus(&live.System, e.arch, live.Mounted())
+	r := newStatus(&live.System, live.Mounted())
 	if err := live.Close(); err != nil {
 		return err
 	}

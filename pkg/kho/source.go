@@ -185,13 +185,11 @@ func (s *System) Enabled() Tristate {
 	if s.Built() == No || s.disabledAtBoot() != "" {
 		return No
 	}
-	if v, ok := LastParam(s.Cmdline, "kho"); ok {
-		if on, ok := kstrtobool(v); ok {
-			if on {
-				return Yes
-			}
-			return No
+	if on, ok := ParamOn(s.Cmdline, "kho"); ok {
+		if on {
+			return Yes
 		}
+		return No
 	}
 	if s.Config != nil {
 		if s.Config["CONFIG_KEXEC_HANDOVER_ENABLE_DEFAULT"] == "y" {
@@ -235,11 +233,21 @@ func kstrtobool(s string) (val, ok bool) {
 	return false, false
 }
 
-// LastParam returns the value of the last key=value parameter before any
-// "--" in a command line, as the kernel's early parameters see it.
-// Quoting does not matter for the keys looked up with it (kho,
-// liveupdate).
-func LastParam(cmdline, key string) (string, bool) {
+// ParamOn reads a boolean boot parameter such as kho= or liveupdate= as
+// the kernel does: the last one before any "--" counts, parsed by
+// kstrtobool. ok is false when the parameter is absent or not a boolean.
+func ParamOn(cmdline, key string) (on, ok bool) {
+	v, found := lastParam(cmdline, key)
+	if !found {
+		return false, false
+	}
+	return kstrtobool(v)
+}
+
+// lastParam returns the value of the last key=value parameter before any
+// "--" in a command line. Quoting does not matter for the keys looked up
+// with it (kho, liveupdate).
+func lastParam(cmdline, key string) (string, bool) {
 	val, found := "", false
 	for _, f := range strings.Fields(cmdline) {
 		if f == "--" {

@@ -252,3 +252,24 @@ func TestParseKmsg(t *testing.T) {
 		t.Errorf("ParseSyslog() = %q, want %q", got, want)
 	}
 }
+
+func TestParamOn(t *testing.T) {
+	for _, tt := range []struct {
+		cmdline, key string
+		on, ok       bool
+	}{
+		{"kho=on", "kho", true, true},
+		{"kho=on kho=0", "kho", false, true},
+		{"kho=Y", "kho", true, true},
+		{"kho=maybe", "kho", false, false},
+		{"quiet", "kho", false, false},
+		{"quiet -- kho=on", "kho", false, false},
+		{"liveupdate=on kho=off", "liveupdate", true, true},
+	} {
+		on, ok := ParamOn(tt.cmdline, tt.key)
+		if on != tt.on || ok != tt.ok {
+			t.Errorf("ParamOn(%q, %q) = %v, %v; want %v, %v", tt.cmdline,
+				tt.key, on, ok, tt.on, tt.ok)
+		}
+	}
+}
